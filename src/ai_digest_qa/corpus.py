@@ -1,0 +1,405 @@
+"""Documents and how they are read from disk: text encodings, formats, sidecar metadata.
+
+Supported files: ``.txt``, ``.md``, ``.html``/``.htm``, ``.pdf`` and ``.jsonl`` (one record
+per line, like ``corpus/papers/papers.jsonl``). A file ``NAME.meta.json`` next to
+``NAME.EXT`` supplies metadata (``title``, ``title_en``, ``url``, ``language``, ``kind``).
+Text files may be UTF-8 (with or without BOM), UTF-16 with BOM, or GBK/GB18030.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cleaning import clean_text
+from .textutils import detect_language
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
+META_SUFFIX = ".meta.json"
+
+
+class DocumentError(ValueError):
+    """A file could not be read as a document; the message says why."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading and the character offset where its section starts in the document text."""
+
+    start: int
+    heading: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """One cleaned document. ``text`` is what chunk offsets point into."""
+
+    doc_id: str
+    text: str
+    title: str
+    source: str
+    url: str | None
+    language: str
+    kind: str
+    sections: tuple[Section, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        payload = json.dumps(
+            [self.text, self.title, self.url, self.language, self.kind,
+             [(s.start, s.heading) for s in self.sections], self.metadata],
+            ensure_ascii=False, sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id, "text": self.text, "title": self.title,
+            "source": self.source, "url": self.url, "language": self.language,
+            "kind": self.kind, "sections": [[s.start, s.heading] for s in self.sections],
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Document:
+        return cls(
+            doc_id=record["doc_id"], text=record["text"], title=record["title"],
+            source=record["source"], url=record["url"], language=record["language"],
+            kind=record["kind"],
+            sections=tuple(Section(int(s), str(h)) for s, h in record["sections"]),
+            metadata=dict(record.get("metadata") or {}),
+        )
+
+
+# --- encodings -----------------------------------------------------------------------
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def decode_text(data: bytes, name: str = "file") -> str:
+    """Decode bytes of a text file: BOM, then UTF-8, then GB18030 (a superset of GBK)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding)
+    if b"\x00" in data[:8192]:
+        raise DocumentError(f"{name}: looks binary (NUL bytes), not text; skipped.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        pass
+    raise DocumentError(
+        f"{name}: not valid UTF-8 or GBK/GB18030 text; re-save it as UTF-8 and index again."
+    )
+
+
+# --- formats -------------------------------------------------------------------------
+
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
+_NUMBERED_HEADING = re.compile(
+    r"^(?:\d+(?:\.\d+)*[.、]?\s*|[一二三四五六七八九十]+、\s*|第[一二三四五六七八九十\d]+[章节部分]\s*)\S"
+)
+_SENTENCE_END = tuple("。！？!?.:：,，;；、")
+_CAPTION = re.compile(r"^(?:图|表|Figure|Fig\.|Table)\s*\d*\s*[:：.]", re.I)
+# Lines that look short and bare but are provenance notes or code, not headings.
+_NOT_HEADING = re.compile(
+    r"^(?:(?:文章)?(?:转载)?来源|原文(?:来源|链接)?|作者|编辑|责编|出品)\s*[:：]|^(?:import|from|def|class)\s|[=]"
+)
+_WORDISH = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff]")
+
+
+def _text_headings(text: str) -> list[Section]:
+    """Headings of a plain-text scrape: short lines without sentence punctuation.
+
+    A numbered line (``1.1 大模型的定义``, ``二、时间序列``) counts when it is short;
+    an unnumbered one when it is also set off by blank lines. Indented lines are list
+    items and figure captions are not headings.
+    """
+    sections: list[Section] = []
+    lines = text.split("\n")
+    offset = 0
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        start = offset + (len(line) - len(line.lstrip()))
+        offset += len(line) + 1
+        if not stripped or line[:1].isspace() or stripped.endswith(_SENTENCE_END):
+            continue
+        if _CAPTION.match(stripped) or _NOT_HEADING.search(stripped) or len(stripped) > 80:
+            continue
+        if len(_WORDISH.findall(stripped)) < 2:
+            continue
+        blank_before = index == 0 or not lines[index - 1].strip()
+        blank_after = index + 1 >= len(lines) or not lines[index + 1].strip()
+        numbered = bool(_NUMBERED_HEADING.match(stripped))
+        set_off = blank_before and blank_after and len(stripped) <= 30
+        if (numbered and len(stripped) <= 80) or set_off:
+            sections.append(Section(start, stripped))
+    return sections
+
+
+def _markdown_headings(text: str) -> list[Section]:
+    return [Section(m.start(), m.group(2).strip()) for m in _MD_HEADING.finditer(text)]
+
+
+def _html_to_text(html: str) -> tuple[str, list[Section], str | None]:
+    """Visible text of an HTML page, with its headings as sections and its <title>."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "nav", "footer", "iframe", "svg"]):
+        tag.decompose()
+    title_tag = soup.find("title")
+    page_title = title_tag.get_text(" ", strip=True) if title_tag else None
+    blocks = ("p", "div", "li", "tr", "br", "section", "article", "blockquote", "pre",
+              "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "dd", "dt")
+    parts: list[str] = []
+    sections: list[Section] = []
+    length = 0
+    body = soup.body or soup
+    for element in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre",
+                                  "blockquote", "td", "th", "dt", "dd"]):
+        if element.find_parent(["p", "li", "pre", "blockquote", "td", "th", "dd", "dt"]):
+            continue  # already part of an enclosing block
+        text = element.get_text(" " if element.name != "pre" else "", strip=element.name != "pre")
+        text = re.sub(r"[ \t\u00a0]+", " ", text).strip() if element.name != "pre" else text
+        if not text:
+            continue
+        if element.name in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            sections.append(Section(length, text))
+        parts.append(text)
+        length += len(text) + 2
+    if not parts:  # pages without block markup: fall back to all text
+        text = body.get_text("\n", strip=True)
+        return text, [], page_title
+    del blocks
+    return "\n\n".join(parts), sections, page_title
+
+
+def _pdf_to_text(path: Path) -> tuple[str, list[Section]]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted:
+            raise DocumentError(f"{path}: the PDF is encrypted; decrypt it and index again.")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        if isinstance(exc, DocumentError):
+            raise
+        raise DocumentError(f"{path}: cannot read the PDF ({exc}).") from None
+    text_parts: list[str] = []
+    sections: list[Section] = []
+    length = 0
+    for number, page in enumerate(pages, start=1):
+        page = page.strip()
+        if not page:
+            continue
+        sections.append(Section(length, f"p. {number}"))
+        text_parts.append(page)
+        length += len(page) + 2
+    return "\n\n".join(text_parts), sections
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    meta_path = path.with_name(path.stem + META_SUFFIX)
+    if not meta_path.is_file():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DocumentError(f"{meta_path}: invalid metadata JSON ({exc}).") from None
+    if not isinstance(meta, dict):
+        raise DocumentError(f"{meta_path}: metadata must be a JSON object.")
+    return meta
+
+
+def _first_line_title(text: str, fallback: str) -> str:
+    for line in text.split("\n"):
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line[:120] if len(line) <= 120 else fallback
+    return fallback
+
+
+def _sections_after_clean(text: str, suffix: str) -> list[Section]:
+    return _markdown_headings(text) if suffix in (".md", ".markdown") else _text_headings(text)
+
+
+def load_file(path: Path, doc_id: str) -> list[Document]:
+    """Read one supported file into documents (a ``.jsonl`` file yields one per record)."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DocumentError(f"{path}: unsupported file type {suffix!r}.")
+    if suffix == ".jsonl":
+        return list(_load_jsonl(path, doc_id))
+    meta = _read_meta(path)
+    page_title = None
+    if suffix == ".pdf":
+        text, sections = _pdf_to_text(path)
+    else:
+        raw = decode_text(path.read_bytes(), str(path))
+        if suffix in (".html", ".htm"):
+            raw, _, page_title = _html_to_text(raw)
+        text = clean_text(raw).text
+        sections = _sections_after_clean(text, suffix)
+    if not text.strip():
+        raise DocumentError(f"{path}: no text content; skipped.")
+    title = str(meta.get("title") or page_title or _first_line_title(text, path.stem))
+    language = str(meta.get("language") or detect_language(text))
+    extra = {k: v for k, v in meta.items() if k not in ("title", "url", "language", "kind")}
+    return [
+        Document(
+            doc_id=doc_id, text=text, title=title, source=str(path),
+            url=meta.get("url"), language=language, kind=str(meta.get("kind") or "document"),
+            sections=tuple(sections), metadata=extra,
+        )
+    ]
+
+
+def _record_text(record: dict[str, Any]) -> tuple[str, list[Section]]:
+    """Text of a paper-like record: title, bibliographic line, then the abstract."""
+    title = str(record.get("title") or "").strip()
+    lines = [title] if title else []
+    bib = []
+    if record.get("authors"):
+        bib.append(f"Authors: {record['authors']}")
+    if record.get("year"):
+        bib.append(f"Year: {record['year']}")
+    if record.get("venue"):
+        bib.append(f"Venue: {record['venue']}")
+    if record.get("arxiv_id"):
+        bib.append(f"arXiv: {record['arxiv_id']}")
+    if bib:
+        lines.append(". ".join(bib) + ".")
+    body = str(record.get("abstract") or record.get("text") or record.get("content") or "").strip()
+    sections = []
+    if body:
+        header = "\n".join(lines)
+        start = len(header) + 2 if header else 0
+        sections.append(Section(start, "Abstract" if record.get("abstract") else "Text"))
+        lines.append("")
+        lines.append(body)
+    return "\n".join(lines).strip() + "\n", sections
+
+
+def _load_jsonl(path: Path, doc_id: str) -> Iterator[Document]:
+    raw = decode_text(path.read_bytes(), str(path))
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DocumentError(f"{path}:{number}: invalid JSON ({exc.msg}).") from None
+        if not isinstance(record, dict):
+            raise DocumentError(f"{path}:{number}: each line must be a JSON object.")
+        text, sections = _record_text(record)
+        if not text.strip():
+            raise DocumentError(f"{path}:{number}: record has no title or text.")
+        key = str(record.get("key") or record.get("id") or record.get("arxiv_id") or number)
+        url = record.get("url") or (
+            f"https://arxiv.org/abs/{record['arxiv_id']}" if record.get("arxiv_id") else None
+        )
+        metadata = {k: record[k] for k in ("key", "authors", "year", "venue", "arxiv_id",
+                                            "mentioned_in") if record.get(k) is not None}
+        yield Document(
+            doc_id=f"{doc_id}#{key}", text=text, title=str(record.get("title") or key),
+            source=str(path), url=url,
+            language=str(record.get("language") or detect_language(text)),
+            kind=str(record.get("kind") or ("paper" if record.get("abstract") is not None
+                                            or record.get("arxiv_id") else "record")),
+            sections=tuple(sections), metadata=metadata,
+        )
+
+
+# --- discovery -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file found under a registered source, with the fingerprint used to skip rereads."""
+
+    path: Path
+    doc_id: str
+    size: int
+    mtime_ns: int
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        meta = self.path.with_name(self.path.stem + META_SUFFIX)
+        if meta.is_file():
+            digest.update(meta.read_bytes())
+        return digest.hexdigest()
+
+
+def _doc_id_for(path: Path, root: Path, base: Path) -> str:
+    """Readable, stable id: the path relative to the project for corpus files, else absolute."""
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def discover(
+    sources: list[Path], base: Path, problems: list[tuple[str, str]] | None = None
+) -> list[SourceFile]:
+    """Supported files under ``sources`` (files or folders), sorted, without duplicates.
+
+    Hidden files and folders are skipped, symlink loops are not followed twice, and
+    anything that cannot be read is reported in ``problems`` as ``(path, reason)``.
+    """
+    problems = problems if problems is not None else []
+    found: dict[Path, SourceFile] = {}
+    for source in sources:
+        if not source.exists():
+            problems.append((str(source), "does not exist"))
+            continue
+        candidates: list[Path] = []
+        root = source if source.is_dir() else source.parent
+        if source.is_file():
+            candidates.append(source)
+        else:
+            seen_dirs: set[tuple[int, int]] = set()
+            def walk_error(error: OSError) -> None:
+                problems.append((str(error.filename), error.strerror or str(error)))
+
+            for dirpath, dirnames, filenames in os.walk(source, followlinks=True,
+                                                        onerror=walk_error):
+                stat = os.stat(dirpath)
+                if (stat.st_dev, stat.st_ino) in seen_dirs:
+                    problems.append((dirpath, "symlink loop; not followed again"))
+                    dirnames[:] = []
+                    continue
+                seen_dirs.add((stat.st_dev, stat.st_ino))
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                candidates.extend(
+                    Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+        for path in candidates:
+            if path.name.endswith(META_SUFFIX) or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            resolved = path.resolve()
+            try:
+                stat = resolved.stat()
+            except OSError as exc:
+                problems.append((str(path), exc.strerror or str(exc)))
+                continue
+            if not os.access(resolved, os.R_OK):
+                problems.append((str(path), "not readable (permission denied)"))
+                continue
+            doc_id = _doc_id_for(path.absolute(), root, base)
+            found.setdefault(resolved, SourceFile(resolved, doc_id, stat.st_size, stat.st_mtime_ns))
+    return sorted(found.values(), key=lambda f: f.doc_id)

@@ -1,0 +1,106 @@
+"""Retrieval evaluation over a question set such as ``eval/dev_qa.jsonl``.
+
+A question is answered by a passage when the passage contains the question's
+``evidence`` string (compared without white space and case). Unanswerable
+questions (``"answerable": false``) are not part of retrieval metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .assistant import Assistant
+from .retrieval import Passage
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    id: str
+    question: str
+    language: str
+    type: str
+    evidence: str | None
+    answer_keywords: tuple[str, ...] = ()
+    answerable: bool = True
+    doc: str | None = None
+
+
+def load_questions(path: str | Path) -> list[EvalQuestion]:
+    questions = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            questions.append(EvalQuestion(
+                id=row["id"], question=row["question"], language=row["language"],
+                type=row["type"], evidence=row.get("evidence"),
+                answer_keywords=tuple(row.get("answer_keywords") or ()),
+                answerable=bool(row.get("answerable", True)), doc=row.get("doc"),
+            ))
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise ValueError(f"{path}:{number}: invalid question record ({exc}).") from None
+    return questions
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+def evidence_rank(passages: list[Passage], evidence: str) -> int | None:
+    """1-based rank of the first passage containing ``evidence``, or None."""
+    needle = _squash(evidence)
+    for rank, passage in enumerate(passages, start=1):
+        if needle in _squash(passage.text):
+            return rank
+    return None
+
+
+@dataclass
+class RetrievalReport:
+    k: int
+    groups: dict[str, dict[str, float]] = field(default_factory=dict)
+    details: list[dict[str, Any]] = field(default_factory=list)
+    seconds_per_question: float = 0.0
+
+    def table(self) -> str:
+        lines = [f"{'group':<10} {'n':>4} {'hit@1':>7} {'hit@' + str(self.k):>7} {'MRR':>7}"]
+        for name, m in self.groups.items():
+            lines.append(f"{name:<10} {int(m['n']):>4} {m['hit@1']:>7.3f} "
+                         f"{m[f'hit@{self.k}']:>7.3f} {m['mrr']:>7.3f}")
+        lines.append(f"{self.seconds_per_question * 1000:.0f} ms per question")
+        return "\n".join(lines)
+
+
+def evaluate_retrieval(assistant: Assistant, questions: list[EvalQuestion],
+                       k: int = 5) -> RetrievalReport:
+    """hit@1, hit@k and MRR overall, per question type and per question language."""
+    report = RetrievalReport(k=k)
+    buckets: dict[str, list[int | None]] = defaultdict(list)
+    answerable = [q for q in questions if q.answerable and q.evidence]
+    started = time.perf_counter()
+    for question in answerable:
+        passages = assistant.retrieve(question.question, top_k=k)
+        rank = evidence_rank(passages, question.evidence or "")
+        for group in ("all", question.type, f"lang:{question.language}"):
+            buckets[group].append(rank)
+        report.details.append({
+            "id": question.id, "type": question.type, "question": question.question,
+            "rank": rank, "top": [p.doc_id.rsplit("/", 1)[-1] for p in passages],
+        })
+    report.seconds_per_question = (time.perf_counter() - started) / max(len(answerable), 1)
+    for group, ranks in buckets.items():
+        n = len(ranks)
+        report.groups[group] = {
+            "n": n,
+            "hit@1": sum(1 for r in ranks if r == 1) / n,
+            f"hit@{k}": sum(1 for r in ranks if r is not None) / n,
+            "mrr": sum(1.0 / r for r in ranks if r) / n,
+        }
+    return report

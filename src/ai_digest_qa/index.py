@@ -1,0 +1,593 @@
+"""The persisted index: documents, chunks, FAISS vectors and a Chinese-aware keyword index.
+
+One object, :class:`IndexStore`, owns build, incremental update, search, save and load
+(as txtai's ``Embeddings`` does). On disk, ``index/`` holds generations::
+
+    index/CURRENT              name of the live generation (replaced atomically)
+    index/gen-<time>-<pid>/    manifest.json, documents.jsonl, chunks.jsonl,
+                               vectors/ (FAISS + id map, JSON), keyword/ (bm25s, npy + JSON)
+
+A build writes a new generation folder and then swaps ``CURRENT``; a crash mid-build
+leaves the previous generation live. Nothing is unpickled on load: JSON, ``.npy``
+loaded with ``allow_pickle=False`` and FAISS's own format only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .chunking import Chunk, Chunker
+from .cleaning import CLEANER_VERSION
+from .corpus import Document, DocumentError, discover, load_file
+from .embeddings import Embedder
+from .textutils import detect_language, keyword_tokens
+
+FORMAT_VERSION = 1
+CURRENT_FILE = "CURRENT"
+LOCK_FILE = ".lock"
+
+
+class IndexCorruptError(RuntimeError):
+    """The index on disk is missing, damaged or inconsistent; the message says what to do."""
+
+
+# --- vector store --------------------------------------------------------------------
+
+
+def _faiss_store_class() -> type:
+    """FaissMapVectorStore with the fixes we need, built lazily (llama-index is slow to import).
+
+    Why wrap llama-index's ``FaissMapVectorStore``: it assigns each new vector the id
+    ``ntotal``, which repeats an existing id once anything was deleted (our incremental
+    updates delete), and it adds vectors one at a time. We allocate ids from a counter
+    that only grows and add in one batch; the rest (query, delete, JSON id map) is theirs.
+    """
+    import faiss
+    from llama_index.core.schema import BaseNode
+    from llama_index.vector_stores.faiss import FaissMapVectorStore
+
+    class ChunkVectorStore(FaissMapVectorStore):
+        def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
+            if not nodes:
+                return []
+            start = max(self._faiss_id_to_node_id_map, default=-1) + 1
+            ids = np.arange(start, start + len(nodes), dtype=np.int64)
+            vectors = np.asarray([node.get_embedding() for node in nodes], dtype=np.float32)
+            self._faiss_index.add_with_ids(vectors, ids)
+            for faiss_id, node in zip(ids.tolist(), nodes):
+                self._node_id_to_faiss_id_map[node.node_id] = faiss_id
+                self._faiss_id_to_node_id_map[faiss_id] = node.node_id
+            return [node.node_id for node in nodes]
+
+        def vector_of(self, node_id: str) -> np.ndarray | None:
+            faiss_id = self._node_id_to_faiss_id_map.get(node_id)
+            if faiss_id is None:
+                return None
+            return self._faiss_index.reconstruct(int(faiss_id))
+
+        @property
+        def size(self) -> int:
+            return int(self._faiss_index.ntotal)
+
+        @classmethod
+        def empty(cls, dimension: int) -> ChunkVectorStore:
+            return cls(faiss_index=faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
+
+    return ChunkVectorStore
+
+
+# --- keyword index -------------------------------------------------------------------
+
+
+class KeywordIndex:
+    """BM25 over jieba tokens, so Chinese questions score (bm25s underneath).
+
+    Why not llama-index's ``BM25Retriever``: it tokenizes with the regex ``\\w\\w+``,
+    which makes a whole Chinese clause one token (every Chinese query then scores 0.0),
+    and it has no tokenizer hook. We feed bm25s, the library it wraps, jieba tokens.
+    """
+
+    def __init__(self, chunk_ids: list[str], token_lists: list[list[str]]) -> None:
+        import bm25s
+
+        self.chunk_ids = list(chunk_ids)
+        self._bm25 = bm25s.BM25()
+        if self.chunk_ids:
+            self._bm25.index(token_lists, show_progress=False)
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Up to ``k`` ``(chunk_id, score)`` pairs; chunks sharing no term are dropped."""
+        if not self.chunk_ids:
+            return []
+        vocab = self._bm25.vocab_dict
+        tokens = [t for t in keyword_tokens(query) if t in vocab]
+        if not tokens:
+            return []
+        scores = self._bm25.get_scores(tokens)
+        k = min(k, len(self.chunk_ids))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self.chunk_ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "chunk_ids.json").write_text(json.dumps(self.chunk_ids), encoding="utf-8")
+        if self.chunk_ids:
+            self._bm25.save(str(folder), allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> KeywordIndex:
+        import bm25s
+
+        instance = cls.__new__(cls)
+        instance.chunk_ids = json.loads((folder / "chunk_ids.json").read_text(encoding="utf-8"))
+        if instance.chunk_ids:
+            instance._bm25 = bm25s.BM25.load(str(folder), allow_pickle=False)
+        else:
+            instance._bm25 = bm25s.BM25()
+        return instance
+
+
+# --- manifest ------------------------------------------------------------------------
+
+
+@dataclass
+class FileEntry:
+    size: int
+    mtime_ns: int
+    sha256: str
+    doc_ids: list[str]
+
+
+@dataclass
+class Manifest:
+    """What an index was built from and with; a mismatch in settings forces a rebuild."""
+
+    embedder: str
+    dimension: int
+    chunking: dict[str, int]
+    cleaner_version: int = CLEANER_VERSION
+    format_version: int = FORMAT_VERSION
+    sources: list[str] = field(default_factory=list)
+    files: dict[str, FileEntry] = field(default_factory=dict)
+    documents: dict[str, str] = field(default_factory=dict)  # doc_id -> content hash
+    built_at: float = 0.0
+
+    def settings(self) -> dict[str, Any]:
+        return {"embedder": self.embedder, "dimension": self.dimension,
+                "chunking": self.chunking, "cleaner_version": self.cleaner_version,
+                "format_version": self.format_version}
+
+    def incompatibility(self, embedder: str, chunking: dict[str, int]) -> str | None:
+        """Why this index cannot serve the given settings, or None when it can."""
+        if self.format_version != FORMAT_VERSION:
+            return f"index format {self.format_version} != {FORMAT_VERSION}"
+        if self.embedder != embedder:
+            return f"embedder changed ({self.embedder} -> {embedder})"
+        if self.chunking != chunking:
+            return f"chunking settings changed ({self.chunking} -> {chunking})"
+        if self.cleaner_version != CLEANER_VERSION:
+            return f"cleaner changed (v{self.cleaner_version} -> v{CLEANER_VERSION})"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        files = {path: FileEntry(**entry) for path, entry in data.get("files", {}).items()}
+        return cls(
+            embedder=data["embedder"], dimension=int(data["dimension"]),
+            chunking=dict(data["chunking"]), cleaner_version=int(data["cleaner_version"]),
+            format_version=int(data["format_version"]), sources=list(data.get("sources", [])),
+            files=files, documents=dict(data.get("documents", {})),
+            built_at=float(data.get("built_at", 0.0)),
+        )
+
+
+@dataclass
+class UpdateReport:
+    """What an index update did, for the CLI summary and for tests."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    rebuilt_because: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.rebuilt_because)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.added)} added", f"{len(self.updated)} updated",
+                 f"{len(self.removed)} removed", f"{self.unchanged} unchanged"]
+        text = (f"documents: {', '.join(parts)}; chunks embedded: {self.chunks_embedded}, "
+                f"reused: {self.chunks_reused}; {self.seconds:.1f}s")
+        if self.rebuilt_because:
+            text = f"rebuilt ({self.rebuilt_because}); " + text
+        for path, reason in self.skipped:
+            text += f"\n  skipped {path}: {reason}"
+        return text
+
+
+# --- the store -----------------------------------------------------------------------
+
+
+def _embed_text(document: Document, chunk: Chunk) -> str:
+    """What the embedder sees: the chunk with its title and section as context."""
+    head = [document.title]
+    if chunk.section and chunk.section != document.title and chunk.section not in chunk.text[:200]:
+        head.append(chunk.section)
+    if chunk.text.startswith(document.title):
+        head = head[1:]
+    return "\n".join([*head, chunk.text]) if head else chunk.text
+
+
+def _keyword_text(document: Document, chunk: Chunk) -> str:
+    extra = document.metadata.get("title_en") or ""
+    return "\n".join(x for x in (document.title, extra, chunk.section or "", chunk.text) if x)
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A stored chunk: its span plus the hash of the text that was embedded."""
+
+    chunk: Chunk
+    embed_hash: str
+
+
+def _hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def index_lock(index_dir: Path) -> Iterator[None]:
+    """Exclusive lock so two processes never build the same index at once."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK_FILE, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class IndexStore:
+    """Documents, chunks, vectors and keywords of one index, in memory and on disk."""
+
+    def __init__(self, manifest: Manifest, dimension: int) -> None:
+        self.manifest = manifest
+        self.documents: dict[str, Document] = {}
+        self.chunks: dict[str, ChunkRecord] = {}
+        self.vectors = _faiss_store_class().empty(dimension)
+        self.keywords = KeywordIndex([], [])
+        self.generation: str | None = None
+
+    # -- persistence --
+
+    @staticmethod
+    def current_generation(index_dir: Path) -> Path | None:
+        pointer = index_dir / CURRENT_FILE
+        if not pointer.is_file():
+            return None
+        name = pointer.read_text(encoding="utf-8").strip()
+        folder = index_dir / name
+        return folder if name and folder.is_dir() else None
+
+    @staticmethod
+    def read_manifest(index_dir: Path) -> Manifest | None:
+        folder = IndexStore.current_generation(index_dir)
+        if folder is None:
+            return None
+        try:
+            return Manifest.from_json(json.loads((folder / "manifest.json").read_text("utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @classmethod
+    def load(cls, index_dir: Path) -> IndexStore:
+        """Load the live generation; :class:`IndexCorruptError` if it is missing or damaged."""
+        folder = cls.current_generation(index_dir)
+        if folder is None:
+            raise IndexCorruptError(f"No index in {index_dir}; run `ai-digest-qa index`.")
+        try:
+            manifest = Manifest.from_json(json.loads((folder / "manifest.json").read_text("utf-8")))
+            store = cls(manifest, manifest.dimension)
+            for row in _read_jsonl(folder / "documents.jsonl"):
+                document = Document.from_record(row)
+                store.documents[document.doc_id] = document
+            for row in _read_jsonl(folder / "chunks.jsonl"):
+                chunk = Chunk(row["chunk_id"], row["doc_id"], row["text"], row["start"],
+                              row["end"], row["section"], row["ordinal"])
+                store.chunks[chunk.chunk_id] = ChunkRecord(chunk, row["embed_hash"])
+            store.vectors = _faiss_store_class().from_persist_dir(str(folder / "vectors"))
+            store.keywords = KeywordIndex.load(folder / "keyword")
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise IndexCorruptError(
+                f"The index in {folder} is damaged ({type(exc).__name__}: {exc}); "
+                "it will be rebuilt (or run `ai-digest-qa index --rebuild`)."
+            ) from exc
+        store._check_consistency(folder)
+        store.generation = folder.name
+        return store
+
+    def _check_consistency(self, folder: Path) -> None:
+        problems = []
+        if self.vectors.size != len(self.chunks):
+            problems.append(f"{self.vectors.size} vectors for {len(self.chunks)} chunks")
+        if self.vectors._faiss_index.d != self.manifest.dimension:
+            problems.append(f"vector dimension {self.vectors._faiss_index.d} != manifest "
+                            f"{self.manifest.dimension}")
+        if set(self.keywords.chunk_ids) != set(self.chunks):
+            problems.append("keyword index and chunks differ")
+        if set(self.documents) != set(self.manifest.documents):
+            problems.append("documents and manifest differ")
+        if problems:
+            raise IndexCorruptError(
+                f"The index in {folder} is inconsistent: {'; '.join(problems)}.")
+
+    def save(self, index_dir: Path) -> Path:
+        """Write a new generation and make it live atomically; old generations are removed."""
+        index_dir.mkdir(parents=True, exist_ok=True)
+        name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+        staging = index_dir / f".staging-{name}"
+        staging.mkdir()
+        try:
+            _write_jsonl(staging / "documents.jsonl",
+                         (d.to_record() for d in self.documents.values()))
+            _write_jsonl(staging / "chunks.jsonl", (
+                {**asdict(r.chunk), "embed_hash": r.embed_hash} for r in self.chunks.values()))
+            (staging / "vectors").mkdir()
+            self.vectors.persist(str(staging / "vectors" / "default__vector_store.json"))
+            self.keywords.save(staging / "keyword")
+            self.manifest.built_at = time.time()
+            # The manifest goes last: a generation without one is never made live.
+            (staging / "manifest.json").write_text(
+                json.dumps(self.manifest.to_json(), ensure_ascii=False, indent=1), "utf-8")
+            for path in staging.rglob("*"):
+                if path.is_file():
+                    with open(path, "rb") as handle:
+                        os.fsync(handle.fileno())
+            os.rename(staging, index_dir / name)
+            pointer_tmp = index_dir / f".{CURRENT_FILE}.{os.getpid()}.tmp"
+            pointer_tmp.write_text(name + "\n", encoding="utf-8")
+            with open(pointer_tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(pointer_tmp, index_dir / CURRENT_FILE)
+            _fsync_dir(index_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self.generation = name
+        self._remove_stale(index_dir, keep=name)
+        return index_dir / name
+
+    @staticmethod
+    def _remove_stale(index_dir: Path, keep: str) -> None:
+        for path in index_dir.iterdir():
+            if path.name in (keep, CURRENT_FILE, LOCK_FILE, ".gitignore"):
+                continue
+            if path.name.startswith(("gen-", ".staging-", f".{CURRENT_FILE}.")):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+
+    # -- building --
+
+    def update(
+        self,
+        sources: list[Path],
+        base: Path,
+        embedder: Embedder,
+        chunker: Chunker,
+        batch_size: int = 16,
+        progress: Callable[[int, int], None] | None = None,
+        report: UpdateReport | None = None,
+    ) -> UpdateReport:
+        """Bring the index in line with the files under ``sources``; only changes are embedded."""
+        started = time.perf_counter()
+        report = report or UpdateReport()
+        problems: list[tuple[str, str]] = []
+        files = discover(sources, base, problems)
+        report.skipped.extend(problems)
+        seen_paths: set[str] = set()
+        new_docs: dict[str, Document] = {}
+        kept_doc_ids: set[str] = set()
+        new_files: dict[str, FileEntry] = {}
+
+        for source in files:
+            key = str(source.path)
+            seen_paths.add(key)
+            old = self.manifest.files.get(key)
+            if old and old.size == source.size and old.mtime_ns == source.mtime_ns:
+                new_files[key] = old
+                kept_doc_ids.update(old.doc_ids)
+                continue
+            digest = source.sha256()
+            if old and old.sha256 == digest:
+                new_files[key] = FileEntry(source.size, source.mtime_ns, digest, old.doc_ids)
+                kept_doc_ids.update(old.doc_ids)
+                continue
+            try:
+                documents = load_file(source.path, source.doc_id)
+            except (DocumentError, OSError, UnicodeError, RuntimeError) as exc:
+                reason = str(exc).removeprefix(f"{source.path}: ")
+                if old:  # keep what we had rather than lose a document to a bad edit
+                    reason += " (kept the previously indexed version)"
+                    new_files[key] = old
+                    kept_doc_ids.update(old.doc_ids)
+                report.skipped.append((key, reason))
+                continue
+            new_files[key] = FileEntry(source.size, source.mtime_ns, digest,
+                                       [d.doc_id for d in documents])
+            for document in documents:
+                if self.manifest.documents.get(document.doc_id) == document.content_hash:
+                    kept_doc_ids.add(document.doc_id)
+                else:
+                    new_docs[document.doc_id] = document
+
+        for key in set(self.manifest.files) - seen_paths:
+            if not Path(key).exists():
+                continue
+            # Present but no longer discovered (e.g. unreadable now): keep it, say so.
+            if not any(p == key for p, _ in report.skipped):
+                report.skipped.append((key, "no longer readable; kept the indexed version"))
+            new_files[key] = self.manifest.files[key]
+            kept_doc_ids.update(self.manifest.files[key].doc_ids)
+
+        gone = set(self.documents) - kept_doc_ids - set(new_docs)
+        report.removed.extend(sorted(gone))
+        for doc_id in new_docs:
+            (report.updated if doc_id in self.documents else report.added).append(doc_id)
+        report.unchanged = len(kept_doc_ids & set(self.documents))
+
+        self._apply(new_docs, gone | set(new_docs), embedder, chunker, batch_size,
+                    progress, report)
+        self.manifest.files = new_files
+        self.manifest.documents = {d: doc.content_hash for d, doc in self.documents.items()}
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _apply(self, new_docs: dict[str, Document], drop: set[str], embedder: Embedder,
+               chunker: Chunker, batch_size: int,
+               progress: Callable[[int, int], None] | None, report: UpdateReport) -> None:
+        reusable: dict[str, str] = {}  # embed hash -> an old chunk id with that vector
+        doomed = [cid for cid, rec in self.chunks.items() if rec.chunk.doc_id in drop]
+        for chunk_id in doomed:
+            reusable.setdefault(self.chunks[chunk_id].embed_hash, chunk_id)
+
+        pending: list[tuple[Chunk, str, str]] = []  # chunk, embed text, embed hash
+        for document in new_docs.values():
+            for chunk in chunker.run(document):
+                text = _embed_text(document, chunk)
+                pending.append((chunk, text, _hash(text)))
+
+        vectors: dict[str, np.ndarray] = {}
+        to_embed = []
+        for chunk, text, digest in pending:
+            old_id = reusable.get(digest)
+            vector = self.vectors.vector_of(old_id) if old_id else None
+            if vector is not None:
+                vectors[chunk.chunk_id] = vector
+                report.chunks_reused += 1
+            else:
+                to_embed.append((chunk, text))
+        total = len(to_embed)
+        for begin in range(0, total, batch_size):
+            batch = to_embed[begin:begin + batch_size]
+            embedded = embedder.embed_passages([text for _, text in batch])
+            for (chunk, _), vector in zip(batch, embedded):
+                vectors[chunk.chunk_id] = vector
+            report.chunks_embedded += len(batch)
+            if progress:
+                progress(min(begin + batch_size, total), total)
+
+        from llama_index.core.schema import TextNode
+
+        if doomed:
+            self.vectors.delete_nodes(doomed)
+        for chunk_id in doomed:
+            del self.chunks[chunk_id]
+        for doc_id in drop:
+            self.documents.pop(doc_id, None)
+        nodes = [TextNode(id_=chunk.chunk_id, text="", embedding=vectors[chunk.chunk_id].tolist())
+                 for chunk, _, _ in pending]
+        self.vectors.add(nodes)
+        for chunk, _, digest in pending:
+            self.chunks[chunk.chunk_id] = ChunkRecord(chunk, digest)
+        self.documents.update(new_docs)
+        self._rebuild_keywords()
+
+    def _rebuild_keywords(self) -> None:
+        ids = list(self.chunks)
+        tokens = []
+        for chunk_id in ids:
+            chunk = self.chunks[chunk_id].chunk
+            tokens.append(keyword_tokens(_keyword_text(self.documents[chunk.doc_id], chunk)))
+        self.keywords = KeywordIndex(ids, tokens)
+
+    # -- search --
+
+    @property
+    def chunk_languages(self) -> dict[str, str]:
+        """Language of every chunk (``"zh"``/``"en"``), computed once per index version."""
+        cached = getattr(self, "_chunk_languages", None)
+        if cached is None or len(cached) != len(self.chunks):
+            cached = {cid: detect_language(rec.chunk.text) for cid, rec in self.chunks.items()}
+            self._chunk_languages = cached
+        return cached
+
+    def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """``(chunk_id, cosine similarity)`` for the ``k`` nearest chunks."""
+        from llama_index.core.vector_stores.types import VectorStoreQuery
+
+        if self.vectors.size == 0:
+            return []
+        result = self.vectors.query(VectorStoreQuery(
+            query_embedding=np.asarray(vector, dtype=np.float32).tolist(),
+            similarity_top_k=min(k, self.vectors.size)))
+        return list(zip(result.ids or [], (float(s) for s in result.similarities or [])))
+
+
+def progress_printer(label: str) -> Callable[[int, int], None]:
+    """A tqdm bar on a terminal, occasional lines otherwise (logs, CI)."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = tqdm(total=total, desc=label, unit="chunk", file=sys.stderr,
+                                disable=None, mininterval=0.5)
+            state["last"] = 0
+        bar = state["bar"]
+        bar.update(done - state["last"])
+        if bar.disable and (done == total or done // 64 != state["last"] // 64):
+            print(f"{label}: {done}/{total} chunks", file=sys.stderr)
+        state["last"] = done
+        if done >= total:
+            bar.close()
+
+    return update

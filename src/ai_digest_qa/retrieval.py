@@ -1,0 +1,239 @@
+"""Hybrid retrieval: dense + keyword candidates, fused by reciprocal rank, optionally reranked.
+
+Each step is a small component with a validated ``__init__`` and one ``run()``
+(Haystack 2.x style), so steps can be tested, measured and replaced one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .config import Config
+from .embeddings import Embedder
+from .glossary import expand_query
+from .index import IndexStore
+from .textutils import detect_language
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with where it comes from. ``source_text[start:end] == text``.
+
+    ``start``/``end`` are character offsets into the document's cleaned text
+    (``Assistant.document(doc_id).text``). ``score`` is the fused (or reranked) score;
+    ``dense_score`` (cosine) and ``keyword_score`` (BM25) are the raw evidence, None
+    when that retriever did not return the chunk.
+    """
+
+    text: str
+    score: float
+    title: str
+    source: str
+    url: str | None
+    doc_id: str
+    chunk_id: str
+    start: int
+    end: int
+    language: str
+    section: str | None = None
+    kind: str = "document"
+    dense_score: float | None = None
+    keyword_score: float | None = None
+
+
+Ranked = list[tuple[str, float]]
+
+
+class DenseRetriever:
+    """Nearest chunks by embedding similarity, for one or more phrasings of a question."""
+
+    def __init__(self, store: IndexStore, embedder: Embedder, top_n: int = 30) -> None:
+        if top_n < 1:
+            raise ValueError("top_n must be >= 1")
+        if embedder.dimension != store.manifest.dimension:
+            raise ValueError(
+                f"embedder dimension {embedder.dimension} does not match the index "
+                f"({store.manifest.dimension}); rebuild the index."
+            )
+        self.store, self.embedder, self.top_n = store, embedder, top_n
+
+    def run(self, query: str) -> dict[str, Ranked]:
+        """Ranked hits per chunk language (see :meth:`by_language`)."""
+        vector = self.embedder.embed_queries([query])[0]
+        return self.by_language(self.store.dense_search(vector, self.top_n * 4))
+
+    def by_language(self, hits: Ranked) -> dict[str, Ranked]:
+        """Split hits into one list per chunk language, each cut to ``top_n``.
+
+        Multilingual embedders score passages in the question's language higher than
+        equally relevant passages in the other language, so an English question's best
+        Chinese passage can rank below many loosely related English ones. Ranking each
+        language separately before fusion gives the best match in each language a top
+        rank.
+        """
+        languages = self.store.chunk_languages
+        groups: dict[str, Ranked] = {}
+        for chunk_id, score in hits:
+            groups.setdefault(languages.get(chunk_id, "en"), []).append((chunk_id, score))
+        return {language: ranked[: self.top_n] for language, ranked in groups.items()}
+
+
+class KeywordRetriever:
+    """BM25 over jieba tokens; chunks that share no term with the question are dropped."""
+
+    def __init__(self, store: IndexStore, top_n: int = 30) -> None:
+        if top_n < 1:
+            raise ValueError("top_n must be >= 1")
+        self.store, self.top_n = store, top_n
+
+    def run(self, query: str) -> Ranked:
+        return self.store.keywords.search(query, self.top_n)
+
+
+class ReciprocalRankFusion:
+    """Fuse ranked lists: score = sum over lists of weight / (k + rank).
+
+    Our own component rather than llama-index's ``QueryFusionRetriever``: that one
+    needs an LLM object even when it generates no queries, fuses whole retrievers
+    rather than ranked id lists, and has no per-list weights.
+    """
+
+    def __init__(self, k: int = 60) -> None:
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        self.k = k
+
+    def run(self, ranked_lists: Sequence[Ranked], weights: Sequence[float] | None = None) -> Ranked:
+        weights = list(weights) if weights is not None else [1.0] * len(ranked_lists)
+        if len(weights) != len(ranked_lists):
+            raise ValueError("one weight per ranked list")
+        fused: dict[str, float] = {}
+        for ranked, weight in zip(ranked_lists, weights):
+            for rank, (item, _score) in enumerate(ranked, start=1):
+                fused[item] = fused.get(item, 0.0) + weight / (self.k + rank)
+        return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+class CrossEncoderReranker:
+    """Rescore passages with a sentence-transformers ``CrossEncoder`` (name or local path)."""
+
+    def __init__(self, model: str) -> None:
+        if not model:
+            raise ValueError("a CrossEncoder model name or path is required")
+        from sentence_transformers import CrossEncoder
+
+        self.model_name = model
+        self._model = CrossEncoder(model, device="cpu")
+
+    def run(self, question: str, passages: Sequence[Passage]) -> list[Passage]:
+        if not passages:
+            return []
+        scores = self._model.predict([(question, p.text) for p in passages],
+                                     show_progress_bar=False)
+        rescored = [_replace_score(p, float(s)) for p, s in zip(passages, scores)]
+        return sorted(rescored, key=lambda p: -p.score)
+
+
+def _replace_score(passage: Passage, score: float) -> Passage:
+    from dataclasses import replace
+
+    return replace(passage, score=score)
+
+
+class HybridRetriever:
+    """Question -> passages: expansion, dense + keyword search, fusion, optional rerank."""
+
+    def __init__(self, store: IndexStore, embedder: Embedder, config: Config,
+                 reranker: CrossEncoderReranker | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.dense = DenseRetriever(store, embedder, config.dense_candidates)
+        self.keyword = KeywordRetriever(store, config.keyword_candidates)
+        self.fusion = ReciprocalRankFusion(config.rrf_k)
+        self.reranker = reranker
+
+    def run(self, question: str, top_k: int) -> list[Passage]:
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        config = self.config
+        same = detect_language(question)
+        other = "en" if same == "zh" else "zh"
+        dense = self.dense.run(question)
+        keyword = self.keyword.run(question)
+        other_lists = [dense.get(other, [])]
+        expansion_lists: list[Ranked] = []
+        if config.query_expansion:
+            # The glossary's other-language terms only reorder the other language's
+            # candidates; they add no votes against passages in the question's language.
+            for expansion in expand_query(question):
+                expansion_lists += [self.dense.run(expansion).get(other, []),
+                                    [h for h in self.keyword.run(expansion)
+                                     if self.store.chunk_languages.get(h[0]) == other]]
+        if expansion_lists:
+            other_ranked = self.fusion.run(
+                [*other_lists, *expansion_lists],
+                [1.0] + [config.expansion_weight] * len(expansion_lists))
+        else:
+            other_ranked = other_lists[0]
+        fused = self.fusion.run(
+            [dense.get(same, []), other_ranked[: self.dense.top_n], keyword],
+            [config.dense_weight, config.dense_weight, config.keyword_weight])
+        fused = self._reserve_other_language(fused, other_ranked, top_k)
+        dense_best = _best_scores(list(dense.values()))
+        keyword_best = _best_scores([keyword])
+        wanted = self.config.reranker_candidates if self.reranker else top_k
+        passages = [self._passage(chunk_id, score, dense_best.get(chunk_id),
+                                  keyword_best.get(chunk_id))
+                    for chunk_id, score in fused[:max(wanted, top_k)]]
+        if self.reranker:
+            passages = self.reranker.run(question, passages)
+        return passages[:top_k]
+
+    def _reserve_other_language(self, fused: Ranked, other_ranked: Ranked, top_k: int) -> Ranked:
+        """Make sure the best other-language candidates reach the top ``top_k``.
+
+        Dense and keyword scores favour the question's own language, so without this an
+        English question whose answer is only in a Chinese article would see English
+        abstracts only. ``cross_language_slots`` of the ``top_k`` places go to the best
+        other-language candidates when fusion left them out.
+        """
+        slots = min(self.config.cross_language_slots, top_k - 1, len(other_ranked))
+        if slots <= 0:
+            return fused
+        head = [item for item in fused[:top_k]]
+        head_ids = {item for item, _ in head}
+        wanted = [item for item, _ in other_ranked[:slots]]
+        missing = [item for item in wanted if item not in head_ids]
+        if not missing:
+            return fused
+        scores = dict(fused)
+        other = {item for item, _ in other_ranked}
+        # Replace the lowest-ranked same-language entries of the head.
+        replaceable = [i for i in range(len(head) - 1, -1, -1) if head[i][0] not in other]
+        for index, item in zip(replaceable, missing):
+            head[index] = (item, scores.get(item, 0.0))
+        head.sort(key=lambda pair: -pair[1])
+        chosen = {item for item, _ in head}
+        return head + [pair for pair in fused if pair[0] not in chosen]
+
+    def _passage(self, chunk_id: str, score: float, dense: float | None,
+                 keyword: float | None) -> Passage:
+        chunk = self.store.chunks[chunk_id].chunk
+        document = self.store.documents[chunk.doc_id]
+        return Passage(
+            text=chunk.text, score=score, title=document.title, source=document.source,
+            url=document.url, doc_id=document.doc_id, chunk_id=chunk.chunk_id,
+            start=chunk.start, end=chunk.end,
+            language=detect_language(chunk.text) if document.kind != "paper" else document.language,
+            section=chunk.section, kind=document.kind, dense_score=dense, keyword_score=keyword,
+        )
+
+
+def _best_scores(ranked_lists: Sequence[Ranked]) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for ranked in ranked_lists:
+        for item, score in ranked:
+            if item not in best or score > best[item]:
+                best[item] = score
+    return best

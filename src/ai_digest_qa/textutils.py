@@ -1,0 +1,88 @@
+"""Language detection and a Chinese-aware keyword tokenizer shared by indexing and search."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from functools import lru_cache
+
+_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_LETTER = re.compile(r"[A-Za-z]")
+_WORD = re.compile(r"[\w\u3400-\u4dbf\u4e00-\u9fff]+")
+_jieba_lock = threading.Lock()
+
+# Function words that carry no topic; both languages share one keyword index.
+STOPWORDS = frozenset(
+    """
+    a an and are as at be been but by can could did do does for from had has have how i if in
+    into is it its of on or that the their them there these they this to was were what when
+    where which who whom why will with would you your about than then also more most such
+    的 了 是 在 和 与 及 或 也 都 就 而 及其 这 那 这些 那些 之 其 中 对 为 以 把 被 让 由 从
+    到 将 并 等 个 种 有 没有 不 很 吗 呢 吧 啊 什么 哪些 哪个 怎么 如何 为什么 是否 多少 一个
+    我们 他们 它们 你 我 他 她 它 可以 能 会 要 还 又 但 但是 所以 因为 如果 虽然 已经
+    """.split()
+)
+
+
+def cjk_ratio(text: str) -> float:
+    """Share of CJK characters among the letters of ``text`` (0.0 for no letters)."""
+    cjk = len(_CJK_CHAR.findall(text))
+    latin = len(_LATIN_LETTER.findall(text))
+    # A Chinese character carries about as much as a short English word.
+    latin_words = latin / 5.0
+    total = cjk + latin_words
+    return cjk / total if total else 0.0
+
+
+def detect_language(text: str) -> str:
+    """``"zh"`` when the text is mostly Chinese, else ``"en"``."""
+    return "zh" if cjk_ratio(text) >= 0.3 else "en"
+
+
+@lru_cache(maxsize=1)
+def _jieba():  # noqa: ANN202 - returns the configured jieba module
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    with _jieba_lock:
+        jieba.initialize()
+    return jieba
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # noqa: ANN202 - a PyStemmer Stemmer
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """English (Snowball) stem of a lower-case word; other scripts pass through."""
+    if not word.isascii():
+        return word
+    return _stemmer().stemWord(word)
+
+
+def keyword_tokens(text: str) -> list[str]:
+    """Tokens for the keyword index: jieba words for Chinese, lower-cased words otherwise.
+
+    jieba's search mode also emits the shorter words inside long ones, so "偏好优化"
+    matches "优化"; English words are stemmed, so "APIs" matches "API".
+    """
+    tokens: list[str] = []
+    jieba = _jieba()
+    for piece in _WORD.findall(text.lower()):
+        if _CJK_CHAR.search(piece):
+            words = jieba.lcut_for_search(piece)
+        else:
+            words = [piece]
+        for word in words:
+            word = word.strip()
+            if not word or word in STOPWORDS:
+                continue
+            if len(word) == 1 and not _CJK_CHAR.match(word) and not word.isdigit():
+                continue
+            tokens.append(stem(word))
+    return tokens
