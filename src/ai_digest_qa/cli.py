@@ -11,6 +11,7 @@ from pathlib import Path
 from . import _offline  # noqa: F401
 from .assistant import Assistant, QuestionError
 from .config import ConfigError, load_config
+from .index import progress_printer
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -43,7 +44,8 @@ def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
         print(f"error: not found: {', '.join(missing)}. Nothing was changed.", file=sys.stderr)
         return 2
     report = assistant.update_index(list(args.paths), rebuild=args.rebuild,
-                                    remove_paths=list(args.remove))
+                                    remove_paths=list(args.remove),
+                                    progress=progress_printer("embedding"))
     print(report.summary(), file=sys.stderr)
     if args.list:
         for document in assistant.documents():

@@ -78,7 +78,10 @@ class SentenceTransformerEmbedder:
                 "a local model folder or a model already in the Hugging Face cache."
             ) from None
         self.name = f"sentence-transformers:{model}"
-        dimension = self._model.get_sentence_embedding_dimension()
+        if hasattr(self._model, "get_embedding_dimension"):  # sentence-transformers >= 5.2
+            dimension = self._model.get_embedding_dimension()
+        else:
+            dimension = self._model.get_sentence_embedding_dimension()
         self.dimension = int(dimension or self._model.encode(["probe"]).shape[-1])
         is_e5 = "e5" in os.path.basename(model.rstrip("/")).lower()
         self._query_prefix = "query: " if is_e5 else ""

