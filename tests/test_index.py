@@ -150,6 +150,7 @@ def test_killed_build_leaves_the_previous_index_usable(small_corpus, tmp_path):
     assert len(store.documents) == 3
     report = make_assistant(small_corpus, index_dir).ensure_index()
     assert len(report.added) == 150 and not report.rebuilt_because
+    assert not list(index_dir.glob(".staging-*"))  # the killed build's leftovers are gone
 
 
 def test_nothing_on_disk_needs_unpickling(small_corpus, tmp_path):

@@ -112,7 +112,8 @@ class Assistant:
             store.update(self._sources(store.manifest), config.corpus_dir.parent,
                          _LazyEmbedder(self), chunker, config.embedding_batch_size,
                          progress, report)
-            if report.changed or store.generation is None or remove_paths:
+            if (report.changed or report.fingerprints_refreshed or store.generation is None
+                    or remove_paths):
                 store.save(config.index_dir)
             self._store = store
             self._retriever = None

@@ -183,8 +183,7 @@ class Manifest:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        return data
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
@@ -211,6 +210,8 @@ class UpdateReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     rebuilt_because: str | None = None
     seconds: float = 0.0
+    # File sizes/mtimes changed without content changes: worth saving, nothing re-embedded.
+    fingerprints_refreshed: bool = False
 
     @property
     def changed(self) -> bool:
@@ -399,14 +400,20 @@ class IndexStore:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        previous = self.generation
         self.generation = name
-        self._remove_stale(index_dir, keep=name)
+        self._remove_stale(index_dir, keep={name, previous or name})
         return index_dir / name
 
     @staticmethod
-    def _remove_stale(index_dir: Path, keep: str) -> None:
+    def _remove_stale(index_dir: Path, keep: set[str]) -> None:
+        """Remove old generations and leftovers of killed builds.
+
+        The generation that was live until now is kept one round longer, so a process
+        still reading it is not pulled from under.
+        """
         for path in index_dir.iterdir():
-            if path.name in (keep, CURRENT_FILE, LOCK_FILE, ".gitignore"):
+            if path.name in keep or path.name in (CURRENT_FILE, LOCK_FILE, ".gitignore"):
                 continue
             if path.name.startswith(("gen-", ".staging-", f".{CURRENT_FILE}.")):
                 if path.is_dir():
@@ -483,8 +490,10 @@ class IndexStore:
             (report.updated if doc_id in self.documents else report.added).append(doc_id)
         report.unchanged = len(kept_doc_ids & set(self.documents))
 
-        self._apply(new_docs, gone | set(new_docs), embedder, chunker, batch_size,
-                    progress, report)
+        if new_docs or gone:
+            self._apply(new_docs, gone | set(new_docs), embedder, chunker, batch_size,
+                        progress, report)
+        report.fingerprints_refreshed = new_files != self.manifest.files
         self.manifest.files = new_files
         self.manifest.documents = {d: doc.content_hash for d, doc in self.documents.items()}
         report.seconds = time.perf_counter() - started

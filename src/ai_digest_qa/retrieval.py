@@ -201,7 +201,7 @@ class HybridRetriever:
         slots = min(self.config.cross_language_slots, top_k - 1, len(other_ranked))
         if slots <= 0:
             return fused
-        head = [item for item in fused[:top_k]]
+        head = list(fused[:top_k])
         head_ids = {item for item, _ in head}
         wanted = [item for item, _ in other_ranked[:slots]]
         missing = [item for item in wanted if item not in head_ids]
