@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _cli(args: list[str], index_dir: Path, corpus: Path | None = None):
     env = {**os.environ, "AI_DIGEST_QA_INDEX_DIR": str(index_dir)}
@@ -13,6 +15,7 @@ def _cli(args: list[str], index_dir: Path, corpus: Path | None = None):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_search_in_chinese_and_english(corpus_assistant):
     index_dir = corpus_assistant.config.index_dir
     chinese = _cli(["search", "ICML 2024 的接受率是多少?", "-k", "3"], index_dir)
@@ -28,6 +31,7 @@ def test_search_in_chinese_and_english(corpus_assistant):
             "language"} <= set(passages[0])
 
 
+@pytest.mark.slow
 def test_index_adds_user_documents_and_reports(small_corpus, tmp_path):
     extra = tmp_path / "extra"
     extra.mkdir()

@@ -1,5 +1,7 @@
 """Retrieval quality on the public bilingual dev set, with the default embedder."""
 
+import pytest
+
 from ai_digest_qa.evaluation import evaluate_retrieval, load_questions
 from conftest import ROOT
 
@@ -15,6 +17,7 @@ def test_dev_set_shape():
     assert all(q.evidence for q in questions if q.answerable)
 
 
+@pytest.mark.slow
 def test_retrieval_hit_at_5(corpus_assistant):
     report = evaluate_retrieval(corpus_assistant, load_questions(DEV_SET), k=5)
     print("\n" + report.table())

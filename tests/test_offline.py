@@ -16,6 +16,7 @@ def no_network():
 
 
 @pytest.mark.filterwarnings("ignore:A test tried to use socket")
+@pytest.mark.slow
 def test_index_and_search_open_no_network_connection(no_network, small_corpus, tmp_path):
     with pytest.raises(SocketBlockedError):  # the guard is really on
         socket.create_connection(("127.0.0.1", 9))
