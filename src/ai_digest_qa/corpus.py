@@ -121,8 +121,9 @@ _WORDISH = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff]")
 def _text_headings(text: str) -> list[Section]:
     """Headings of a plain-text scrape: short lines without sentence punctuation.
 
-    A numbered line (``1.1 大模型的定义``, ``二、时间序列``) counts when it is short;
-    an unnumbered one when it is also set off by blank lines. Indented lines are list
+    A numbered line (``1.1 大模型的定义``, ``二、时间序列``) of up to 120 characters
+    counts (paper titles are long); an unnumbered one when it is at most 30 characters
+    and set off by blank lines. Indented lines are list
     items and figure captions are not headings.
     """
     sections: list[Section] = []
@@ -132,9 +133,10 @@ def _text_headings(text: str) -> list[Section]:
         stripped = line.strip()
         start = offset + (len(line) - len(line.lstrip()))
         offset += len(line) + 1
-        if not stripped or line[:1].isspace() or stripped.endswith(_SENTENCE_END):
+        # Two or more leading spaces mark a list item; one is a scraping artefact.
+        if not stripped or line[:2].isspace() or stripped.endswith(_SENTENCE_END):
             continue
-        if _CAPTION.match(stripped) or _NOT_HEADING.search(stripped) or len(stripped) > 80:
+        if _CAPTION.match(stripped) or _NOT_HEADING.search(stripped) or len(stripped) > 120:
             continue
         if len(_WORDISH.findall(stripped)) < 2:
             continue
@@ -142,7 +144,7 @@ def _text_headings(text: str) -> list[Section]:
         blank_after = index + 1 >= len(lines) or not lines[index + 1].strip()
         numbered = bool(_NUMBERED_HEADING.match(stripped))
         set_off = blank_before and blank_after and len(stripped) <= 30
-        if (numbered and len(stripped) <= 80) or set_off:
+        if numbered or set_off:
             sections.append(Section(start, stripped))
     return sections
 
@@ -283,12 +285,10 @@ def _record_text(record: dict[str, Any]) -> tuple[str, list[Section]]:
     if bib:
         lines.append(". ".join(bib) + ".")
     body = str(record.get("abstract") or record.get("text") or record.get("content") or "").strip()
-    sections = []
-    if body:
-        header = "\n".join(lines)
-        start = len(header) + 2 if header else 0
-        sections.append(Section(start, "Abstract" if record.get("abstract") else "Text"))
-        lines.append("")
+    # One section for the whole record: a chunk of title and authors alone would answer
+    # nothing, so the header stays with the start of the abstract.
+    sections = [Section(0, "Abstract" if record.get("abstract") else "Record")]
+    if body:  # a single line break: one paragraph, so the chunker fills chunks by sentence
         lines.append(body)
     return "\n".join(lines).strip() + "\n", sections
 
