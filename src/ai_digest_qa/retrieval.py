@@ -7,7 +7,7 @@ Each step is a small component with a validated ``__init__`` and one ``run()``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .config import Config
 from .embeddings import Embedder
@@ -136,8 +136,6 @@ class CrossEncoderReranker:
 
 
 def _replace_score(passage: Passage, score: float) -> Passage:
-    from dataclasses import replace
-
     return replace(passage, score=score)
 
 
@@ -179,7 +177,7 @@ class HybridRetriever:
         fused = self.fusion.run(
             [dense.get(same, []), other_ranked[: self.dense.top_n], keyword],
             [config.dense_weight, config.dense_weight, config.keyword_weight])
-        fused = self._reserve_other_language(fused, other_ranked, top_k)
+        fused = self._reserve_other_language(fused, other_ranked, other, top_k)
         dense_best = _best_scores(list(dense.values()))
         keyword_best = _best_scores([keyword])
         wanted = self.config.reranker_candidates if self.reranker else top_k
@@ -190,7 +188,8 @@ class HybridRetriever:
             passages = self.reranker.run(question, passages)
         return passages[:top_k]
 
-    def _reserve_other_language(self, fused: Ranked, other_ranked: Ranked, top_k: int) -> Ranked:
+    def _reserve_other_language(self, fused: Ranked, other_ranked: Ranked, other: str,
+                                top_k: int) -> Ranked:
         """Make sure the best other-language candidates reach the top ``top_k``.
 
         Dense and keyword scores favour the question's own language, so without this an
@@ -208,9 +207,10 @@ class HybridRetriever:
         if not missing:
             return fused
         scores = dict(fused)
-        other = {item for item, _ in other_ranked}
+        languages = self.store.chunk_languages
         # Replace the lowest-ranked same-language entries of the head.
-        replaceable = [i for i in range(len(head) - 1, -1, -1) if head[i][0] not in other]
+        replaceable = [i for i in range(len(head) - 1, -1, -1)
+                       if languages.get(head[i][0]) != other]
         for index, item in zip(replaceable, missing):
             head[index] = (item, scores.get(item, 0.0))
         head.sort(key=lambda pair: -pair[1])
