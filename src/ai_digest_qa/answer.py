@@ -1,0 +1,341 @@
+"""Grounded answers: retrieve, decide whether the corpus can answer, generate, verify, cite.
+
+The pipeline for one question:
+
+1. a follow-up is condensed with the conversation into a standalone question;
+2. passages are retrieved (hybrid search);
+3. if the question names something the corpus never mentions (``FIFA``, ``H100``,
+   ``世界杯``), the answer abstains and says which term was not found;
+4. the LLM answers from the numbered passages in the question's language, citing [n];
+5. the answer is checked against what it cites: every marker must point to a passage,
+   and every number and Latin-script name in it must appear in the cited passages (or
+   the question). A failed check, an LLM error or a timeout falls back to the
+   extractive answer (the best supporting sentences) with a visible notice.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .chunking import split_sentences
+from .config import Config
+from .embeddings import Embedder
+from .index import IndexStore
+from .llm import ChatLLM, LLMError
+from .prompts import (
+    EXTRACTIVE_HEADER,
+    FALLBACK_NOTICE,
+    MISSING_TERMS,
+    NOT_FOUND,
+    answer_messages,
+    condense_messages,
+)
+from .retrieval import HybridRetriever, Passage
+from .textutils import STOPWORDS, detect_language
+
+History = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A marker in the answer text (``[1]``) and the passage it refers to."""
+
+    marker: str
+    passage: Passage
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer with the passages it rests on.
+
+    ``mode`` is ``"llm"``, ``"extractive"`` or ``"abstained"``; ``notice`` explains a
+    fallback (LLM failure, timeout, unverifiable answer). ``timings`` holds seconds for
+    ``retrieval``, ``first_token`` and ``total``.
+    """
+
+    question: str
+    text: str
+    citations: list[Citation]
+    abstained: bool
+    language: str
+    llm: str
+    mode: str
+    timings: dict[str, float] = field(default_factory=dict)
+    passages: list[Passage] = field(default_factory=list)
+    standalone_question: str = ""
+    notice: str | None = None
+
+
+_MARKER = re.compile(r"\[(\d{1,2})\]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_LATIN_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*\b")
+_EN_SALIENT = re.compile(
+    r"(?<![A-Za-z0-9])(?:[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*|[a-z]*\d[A-Za-z0-9-]*)"
+    r"(?![A-Za-z0-9])")
+_ABSTAIN_PHRASES = ("资料中没有找到答案", "没有找到答案", "do not contain the answer",
+                    "does not contain the answer", "not contain the answer",
+                    "no information", "not mentioned")
+_QUESTION_WORDS = {"who", "what", "which", "when", "where", "why", "how", "is", "are", "does",
+                   "did", "do", "can", "was", "were", "according", "in", "the", "a"}
+_NAME_STOPWORDS = {"The", "In", "It", "This", "That", "These", "Sources", "Source", "Answer",
+                   "According", "However", "Also", "And", "But", "For", "With", "Its", "They"}
+
+
+def missing_terms(question: str, store: IndexStore) -> list[str]:
+    """Names in ``question`` that no indexed passage contains (case-insensitive).
+
+    Names are Latin-script proper nouns and alphanumerics (``FIFA``, ``H100``) and, in
+    Chinese, jieba's person/place/organisation/proper-noun words (``卡塔尔``, ``世界杯``).
+    """
+    candidates: list[str] = []
+    words = _EN_SALIENT.findall(question)
+    for word in words:
+        if word.lower() in _QUESTION_WORDS or word.lower() in STOPWORDS:
+            continue
+        if word.isdigit() and len(word) == 4:  # years say little about the topic
+            continue
+        candidates.append(word)
+    if detect_language(question) == "zh":
+        import jieba.posseg
+
+        for token in jieba.posseg.cut(question):
+            if token.flag in ("nr", "ns", "nt", "nz") and len(token.word) >= 2:
+                candidates.append(token.word)
+    missing = []
+    for term in dict.fromkeys(candidates):
+        needle = term.lower()
+        hits = store.keywords.search(term, 50)
+        if not any(needle in store.chunks[chunk_id].chunk.text.lower()
+                   or needle in store.documents[store.chunks[chunk_id].chunk.doc_id].title.lower()
+                   for chunk_id, _ in hits):
+            missing.append(term)
+    return missing
+
+
+def _is_abstention(text: str) -> bool:
+    lowered = text.lower()
+    return any(phrase in lowered for phrase in _ABSTAIN_PHRASES)
+
+
+def cite(text: str, passages: Sequence[Passage]) -> list[Citation]:
+    """Citations for the ``[n]`` markers in ``text`` that point to a passage, in order."""
+    seen: dict[str, Citation] = {}
+    for match in _MARKER.finditer(text):
+        number = int(match.group(1))
+        if 1 <= number <= len(passages) and match.group(0) not in seen:
+            seen[match.group(0)] = Citation(match.group(0), passages[number - 1])
+    return list(seen.values())
+
+
+def attribute_citations(text: str, passages: Sequence[Passage]) -> str:
+    """Append a marker to each uncited sentence: the passage sharing most of its terms.
+
+    Small local models often answer correctly but forget the markers; the sentence is
+    then attributed to the passage it overlaps most, and verification checks it there.
+    """
+    from .textutils import keyword_tokens
+
+    passage_terms = [set(keyword_tokens(p.text + " " + p.title)) for p in passages]
+    out = []
+    for sentence in split_sentences(text):
+        body = sentence.rstrip()
+        if body and not _MARKER.search(body) and sum(ch.isalnum() for ch in body) >= 2:
+            terms = set(keyword_tokens(body))
+            overlaps = [len(terms & candidate) for candidate in passage_terms]
+            best = max(range(len(passages)), key=lambda i: overlaps[i]) if passages else -1
+            if best >= 0 and overlaps[best] > 0:
+                sentence = f"{body} [{best + 1}]" + sentence[len(body):]
+        out.append(sentence)
+    return "".join(out)
+
+
+def unsupported_claims(text: str, citations: Sequence[Citation], question: str) -> list[str]:
+    """Numbers and Latin-script names in ``text`` found in neither the cited passages nor
+    the question: the signs of a hallucinated answer."""
+    body = _MARKER.sub(" ", text)
+    support = " ".join(c.passage.text + " " + c.passage.title for c in citations) + " " + question
+    support_squashed = re.sub(r"[\s,]", "", support).lower()
+    problems = []
+    for number in _NUMBER.findall(body):
+        if number.replace(",", "") not in support_squashed:
+            problems.append(number)
+    for name in _LATIN_NAME.findall(body):
+        if name in _NAME_STOPWORDS or len(name) < 3:
+            continue
+        if name.lower() not in support.lower():
+            problems.append(name)
+    return list(dict.fromkeys(problems))
+
+
+class Answerer:
+    """Turns a question (and conversation history) into a cited :class:`Answer`."""
+
+    def __init__(self, retriever: HybridRetriever, embedder: Embedder, config: Config,
+                 llm: ChatLLM | None) -> None:
+        if config.answer_top_k < 1:
+            raise ValueError("answer_top_k must be >= 1")
+        self.retriever = retriever
+        self.store = retriever.store
+        self.embedder = embedder
+        self.config = config
+        self.llm = llm
+
+    # -- public --
+
+    def run(self, question: str, history: History | None = None,
+            top_k: int | None = None) -> Answer:
+        answer: Answer | None = None
+        for item in self.stream(question, history, top_k):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, history: History | None = None, top_k: int | None = None,
+               cancel: threading.Event | None = None) -> Iterator[str | Answer]:
+        """Yield text pieces as they are generated, then the final :class:`Answer`.
+
+        The pieces are provisional: when verification replaces the LLM's text by the
+        extractive fallback, the final ``Answer.text`` is what counts.
+        """
+        started = time.perf_counter()
+        language = detect_language(question)
+        timings: dict[str, float] = {}
+        standalone = self._standalone(question, history or (), language)
+        timings["condense"] = time.perf_counter() - started
+        passages = self.retriever.run(standalone, top_k or self.config.answer_top_k)
+        timings["retrieval"] = time.perf_counter() - started - timings["condense"]
+        base = dict(question=question, language=language, passages=passages,
+                    standalone_question=standalone, timings=timings)
+
+        missing = missing_terms(standalone, self.store) if passages else ["?"]
+        if not passages or missing:
+            terms = "、".join(missing) if language == "zh" else ", ".join(
+                f"'{t}'" for t in missing)
+            text = MISSING_TERMS[language].format(terms=terms) if passages else NOT_FOUND[language]
+            timings["total"] = time.perf_counter() - started
+            yield text
+            yield Answer(text=text, citations=[], abstained=True, llm="none", mode="abstained",
+                         **base)
+            return
+
+        if self.llm is None:
+            answer = self._extractive(standalone, passages, language, base, None)
+            timings["total"] = time.perf_counter() - started
+            yield answer.text
+            yield answer
+            return
+
+        pieces: list[str] = []
+        notice = None
+        try:
+            messages = answer_messages(standalone, passages, language)
+            for piece in self.llm.stream(messages, max_tokens=self.config.max_answer_tokens,
+                                         temperature=self.config.temperature,
+                                         timeout=self.config.llm_timeout, cancel=cancel):
+                if not pieces:
+                    timings["first_token"] = time.perf_counter() - started
+                pieces.append(piece)
+                yield piece
+        except LLMError as exc:
+            notice = str(exc)
+        text = "".join(pieces).strip()
+        if cancel is not None and cancel.is_set() and notice is None:
+            timings["total"] = time.perf_counter() - started
+            yield Answer(text=text, citations=cite(text, passages), abstained=False,
+                         llm=self.llm.name, mode="llm", notice="stopped", **base)
+            return
+        if notice is None and _is_abstention(text):
+            timings["total"] = time.perf_counter() - started
+            yield Answer(text=NOT_FOUND[language], citations=[], abstained=True,
+                         llm=self.llm.name, mode="abstained", **base)
+            return
+        if notice is None:
+            text = attribute_citations(text, passages)
+            citations = cite(text, passages)
+            content = _MARKER.sub("", text)
+            if sum(ch.isalnum() for ch in content) < 2:
+                notice = ("the model gave no answer text" if language == "en"
+                          else "模型没有给出回答内容")
+            elif detect_language(content) != language and len(content) > 12:
+                notice = ("the model answered in the wrong language" if language == "en"
+                          else "模型没有用中文回答")
+            elif not citations:
+                notice = ("the model's answer cited no source" if language == "en"
+                          else "模型的回答没有引用资料")
+            elif self.config.verify_answers:
+                problems = unsupported_claims(text, citations, standalone)
+                if problems:
+                    notice = (f"not found in the cited sources: {', '.join(problems)}"
+                              if language == "en" else f"引用的资料中没有:{'、'.join(problems)}")
+            if notice is None:
+                timings["total"] = time.perf_counter() - started
+                yield Answer(text=text, citations=citations, abstained=False,
+                             llm=self.llm.name, mode="llm", **base)
+                return
+        answer = self._extractive(standalone, passages, language, base, notice)
+        timings["total"] = time.perf_counter() - started
+        yield answer
+
+    # -- steps --
+
+    def _standalone(self, question: str, history: History, language: str) -> str:
+        """The follow-up rewritten as a standalone question (LLM, else the last turns)."""
+        if not history:
+            return question
+        previous = " ".join(user for user, _ in history[-2:])
+        fallback = f"{previous} {question}"
+        if self.llm is None:
+            return fallback
+        try:
+            text = "".join(self.llm.stream(condense_messages(history, question, language),
+                                           max_tokens=80, temperature=0.0,
+                                           timeout=min(self.config.llm_timeout, 30.0)))
+        except LLMError:
+            return fallback
+        text = text.strip().splitlines()[0].strip() if text.strip() else ""
+        text = re.sub(r"^(?:standalone question|rewritten question|问题)\s*[:：]\s*", "", text,
+                      flags=re.I)
+        # A sane rewrite is in the question's language and keeps a topic word of the history.
+        if (not text or len(text) > 4 * len(fallback) or detect_language(text) != language):
+            return fallback
+        return f"{text} {previous}" if not _shares_topic(text, previous) else text
+
+    def _extractive(self, question: str, passages: list[Passage], language: str,
+                    base: dict, notice: str | None) -> Answer:
+        """The sentences of the passages closest to the question, each cited."""
+        candidates: list[tuple[int, str]] = []
+        for number, passage in enumerate(passages, start=1):
+            for sentence in split_sentences(passage.text):
+                sentence = sentence.strip()
+                if len(sentence) >= 8 and sum(ch.isalnum() for ch in sentence) >= 6:
+                    candidates.append((number, sentence))
+        if not candidates:
+            candidates = [(1, passages[0].text.strip()[:300])]
+        vectors = self.embedder.embed_passages([s for _, s in candidates])
+        query = self.embedder.embed_queries([question])[0]
+        scores = vectors @ query
+        # Prefer sentences from higher-ranked passages when similarities are close.
+        scores = scores - 0.01 * np.array([n - 1 for n, _ in candidates], dtype=np.float32)
+        best = sorted(np.argsort(-scores)[:3].tolist())
+        lines = [EXTRACTIVE_HEADER[language]]
+        for index in best:
+            number, sentence = candidates[index]
+            lines.append(f"- {sentence} [{number}]")
+        text = "\n".join(lines)
+        if notice:
+            text = FALLBACK_NOTICE[language].format(reason=notice) + "\n" + text
+        return Answer(text=text, citations=cite(text, passages), abstained=False,
+                      llm="extractive", mode="extractive", notice=notice, **base)
+
+
+def _shares_topic(rewritten: str, previous: str) -> bool:
+    from .textutils import keyword_tokens
+
+    return bool(set(keyword_tokens(rewritten)) & set(keyword_tokens(previous)))

