@@ -14,6 +14,11 @@ for _name in list(os.environ):
     if _name.startswith("AI_DIGEST_QA_"):  # tests set their own configuration
         del os.environ[_name]
 
+import tempfile  # noqa: E402
+
+# The assembled local model goes to a per-run cache, not the user's.
+os.environ["AI_DIGEST_QA_MODEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="ai-digest-qa-models-")
+
 import pytest  # noqa: E402
 
 from ai_digest_qa import Assistant, load_config  # noqa: E402
@@ -63,3 +68,11 @@ def small_corpus(tmp_path: Path) -> Path:
 
 def make_assistant(corpus: Path, index_dir: Path, **overrides: object) -> Assistant:
     return Assistant(load_config(corpus_dir=corpus, index_dir=index_dir, **overrides))
+
+
+@pytest.fixture(scope="session")
+def model_path(corpus_assistant: Assistant) -> Path:
+    """The bundled GGUF model, assembled and verified once per run."""
+    from ai_digest_qa.llm import resolve_model_path
+
+    return resolve_model_path(corpus_assistant.config)

@@ -9,9 +9,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import _offline  # noqa: F401
+from .answer import Answer
 from .assistant import Assistant, QuestionError
 from .config import ConfigError, load_config
 from .index import progress_printer
+from .llm import LLMError
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -30,6 +32,21 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="stop indexing these previously added paths")
     index.add_argument("--rebuild", action="store_true", help="re-embed everything from scratch")
     index.add_argument("--list", action="store_true", help="list the indexed documents")
+
+    ask = commands.add_parser("ask", help="answer a question with cited sources")
+    ask.add_argument("question")
+    ask.add_argument("-k", "--top-k", type=int, default=None, help="passages given to the LLM")
+    ask.add_argument("--llm", choices=["local", "openai", "extractive"], default=None,
+                     help="answer backend (default: configuration, 'local')")
+    ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
+
+    evaluate = commands.add_parser("eval", help="measure retrieval or answer quality")
+    evaluate.add_argument("--set", default=None, help="question set (eval/dev_qa.jsonl)")
+    evaluate.add_argument("--mode", choices=["retrieval", "answer"], default="retrieval")
+    evaluate.add_argument("--llm", action="append", choices=["local", "openai", "extractive"],
+                          help="answer backend(s) to evaluate (repeatable; default: local)")
+    evaluate.add_argument("--details", action="store_true", help="one line per question")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     search = commands.add_parser("search", help="retrieve passages for a question")
     search.add_argument("question")
@@ -77,14 +94,77 @@ def _cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
+    answer = None
+    streamed = False
+    for item in assistant.ask_stream(args.question, top_k=args.top_k, llm=args.llm):
+        if isinstance(item, Answer):
+            answer = item
+        elif not args.json:
+            print(item, end="", flush=True)
+            streamed = True
+    assert answer is not None
+    if args.json:
+        print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
+        return 0
+    if streamed and answer.mode != "llm" or not streamed:
+        # The streamed draft was replaced (fallback or abstention): show the final text.
+        print(("\n\n" if streamed else "") + answer.text)
+    else:
+        print()
+    if answer.citations:
+        print("\n来源 / Sources:" if answer.language == "zh" else "\nSources:")
+        for citation in answer.citations:
+            passage = citation.passage
+            snippet = " ".join(passage.text.split())
+            print(f"{citation.marker} {passage.title}  {passage.url or passage.source}")
+            print(f"    {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
+    print(f"\n({answer.llm}, {answer.timings.get('total', 0):.1f}s)", file=sys.stderr)
+    return 0
+
+
+def _cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_answers, evaluate_retrieval, load_questions
+
+    path = Path(args.set) if args.set else assistant.config.corpus_dir.parent / "eval" / \
+        "dev_qa.jsonl"
+    questions = load_questions(path)
+    if args.mode == "retrieval":
+        report = evaluate_retrieval(assistant, questions)
+        if args.json:
+            print(json.dumps(asdict(report), ensure_ascii=False, indent=2))
+        else:
+            print(report.table())
+            if args.details:
+                for row in report.details:
+                    print(f"{row['id']:<14} rank={row['rank']}  {row['question']}")
+        return 0
+    reports = [evaluate_answers(assistant, questions, llm) for llm in (args.llm or ["local"])]
+    if args.json:
+        print(json.dumps([asdict(r) for r in reports], ensure_ascii=False, indent=2))
+        return 0
+    for report in reports:
+        print(report.table())
+        if args.details:
+            for row in report.details:
+                print(f"{row['id']:<14} {row['verdict']:<10} {row['seconds']:>5.1f}s  "
+                      f"{row['answer'][:100]!r}")
+        print()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
         assistant = Assistant(load_config(args.config))
         if args.command == "index":
             return _cmd_index(assistant, args)
+        if args.command == "ask":
+            return _cmd_ask(assistant, args)
+        if args.command == "eval":
+            return _cmd_eval(assistant, args)
         return _cmd_search(assistant, args)
-    except (ConfigError, QuestionError) as exc:
+    except (ConfigError, QuestionError, LLMError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -104,3 +104,73 @@ def evaluate_retrieval(assistant: Assistant, questions: list[EvalQuestion],
             "mrr": sum(1.0 / r for r in ranks if r) / n,
         }
     return report
+
+
+@dataclass
+class AnswerReport:
+    """Answer accuracy, abstention accuracy and citation precision for one LLM mode."""
+
+    llm: str
+    groups: dict[str, dict[str, float]] = field(default_factory=dict)
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def table(self) -> str:
+        lines = [f"answers with llm={self.llm}",
+                 f"{'group':<14} {'n':>4} {'accuracy':>9} {'abstain-ok':>11} "
+                 f"{'false-abst':>11} {'cite-prec':>10} {'sec/q':>6}"]
+        for name, m in self.groups.items():
+            lines.append(f"{name:<14} {int(m['n']):>4} {m['answer_accuracy']:>9.3f} "
+                         f"{m['abstention_accuracy']:>11.3f} {m['false_abstention']:>11.3f} "
+                         f"{m['citation_precision']:>10.3f} {m['seconds']:>6.1f}")
+        return "\n".join(lines)
+
+
+def evaluate_answers(assistant: Assistant, questions: list[EvalQuestion],
+                     llm: str = "local") -> AnswerReport:
+    """Per language and question type: answer accuracy (an expected keyword in a
+    non-abstaining answer), abstention accuracy on unanswerable questions, false
+    abstentions on answerable ones, and citation precision (cited passages that contain
+    the evidence)."""
+    report = AnswerReport(llm=llm)
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for question in questions:
+        started = time.perf_counter()
+        answer = assistant.ask(question.question, llm=llm)
+        seconds = time.perf_counter() - started
+        text = _squash(answer.text)
+        if question.answerable:
+            correct = not answer.abstained and any(
+                _squash(k) in text for k in question.answer_keywords)
+            verdict = "correct" if correct else ("abstained" if answer.abstained else "wrong")
+        else:
+            correct = answer.abstained
+            verdict = "abstained" if correct else "answered"
+        precise = [question.evidence is not None
+                   and _squash(question.evidence) in _squash(c.passage.text)
+                   for c in answer.citations] if question.answerable else []
+        row = {"id": question.id, "type": question.type, "language": question.language,
+               "answerable": question.answerable, "correct": correct, "verdict": verdict,
+               "abstained": answer.abstained, "mode": answer.mode, "seconds": seconds,
+               "citations": len(answer.citations), "precise_citations": sum(precise),
+               "answer": answer.text}
+        report.details.append(row)
+        for group in ("all", f"lang:{question.language}", question.type):
+            rows[group].append(row)
+    for group, items in rows.items():
+        answerable = [r for r in items if r["answerable"]]
+        unanswerable = [r for r in items if not r["answerable"]]
+        cited = sum(r["citations"] for r in answerable)
+        report.groups[group] = {
+            "n": len(items),
+            "answer_accuracy": _ratio(sum(r["correct"] for r in answerable), len(answerable)),
+            "abstention_accuracy": _ratio(sum(r["correct"] for r in unanswerable),
+                                          len(unanswerable)),
+            "false_abstention": _ratio(sum(r["abstained"] for r in answerable), len(answerable)),
+            "citation_precision": _ratio(sum(r["precise_citations"] for r in answerable), cited),
+            "seconds": sum(r["seconds"] for r in items) / len(items),
+        }
+    return report
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("nan")

@@ -166,6 +166,7 @@ class LocalLLM:
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.cache_prompt = True
+        params.verbosity = -1  # llama.cpp's per-request logs would drown the CLI's output
         params.hostnames = ["127.0.0.1"]  # its built-in HTTP endpoint stays on loopback
         try:
             self._server = xllamacpp.Server(params)

@@ -1,0 +1,102 @@
+"""Grounded answers: unit checks of citation handling, then the real local model."""
+
+import pytest
+
+from ai_digest_qa import Answer, Citation
+from ai_digest_qa.answer import attribute_citations, cite, missing_terms, unsupported_claims
+from ai_digest_qa.retrieval import Passage
+
+
+def _passage(text: str, number: int = 0) -> Passage:
+    return Passage(text=text, score=1.0, title=f"T{number}", source="s", url=None,
+                   doc_id=f"d{number}", chunk_id=f"c{number}", start=0, end=len(text),
+                   language="zh")
+
+
+def test_markers_map_to_passages_and_bad_ones_are_ignored():
+    passages = [_passage("A", 1), _passage("B", 2)]
+    citations = cite("Claim one [2]. Claim two [1][2]. Bogus [7].", passages)
+    assert [(c.marker, c.passage.doc_id) for c in citations] == [("[2]", "d2"), ("[1]", "d1")]
+
+
+def test_uncited_sentences_are_attributed_to_the_overlapping_passage():
+    passages = [_passage("RWKV是一种循环网络。", 1), _passage("Llama 2得分54,透明度排第一。", 2)]
+    text = attribute_citations("Llama 2得分54。", passages)
+    assert text.endswith("[2]")
+    assert attribute_citations("完全无关。", passages) == "完全无关。"
+
+
+def test_numbers_and_names_must_come_from_the_cited_passages():
+    cited = [Citation("[1]", _passage("CVPR 2023共接收了2359篇论文。"))]
+    assert unsupported_claims("CVPR 2023 accepted 2,359 papers [1].", cited, "") == []
+    assert unsupported_claims("CVPR accepted 3000 papers [1].", cited, "") == ["3000"]
+    assert unsupported_claims("Argentina won [1].", cited, "") == ["Argentina"]
+
+
+def test_unknown_names_are_found(corpus_assistant):
+    store = corpus_assistant.store
+    assert missing_terms("Who won the 2022 FIFA World Cup?", store) == ["FIFA", "Cup"]
+    assert "世界杯" in missing_terms("2022年卡塔尔世界杯谁夺冠?", store)
+    assert missing_terms("What score did Llama 2 get on the transparency index?", store) == []
+    assert missing_terms("RWKV和Hyena是什么?", store) == []
+
+
+def test_extractive_mode_answers_instantly_with_citations(corpus_assistant):
+    answer = corpus_assistant.ask("How many papers did CVPR 2023 accept?", llm="extractive")
+    assert isinstance(answer, Answer) and answer.mode == "extractive"
+    assert answer.language == "en" and answer.text.startswith("The most relevant sentences")
+    assert "2359" in answer.text and answer.citations
+    assert answer.timings["total"] < 10
+
+
+@pytest.mark.parametrize(("question", "language"), [
+    ("Who won the 2022 FIFA World Cup?", "en"),
+    ("2022年卡塔尔世界杯最后是哪支球队夺冠的?", "zh"),
+])
+def test_questions_about_unknown_things_abstain_without_the_llm(corpus_assistant, question,
+                                                                language):
+    answer = corpus_assistant.ask(question, llm="extractive")
+    assert answer.abstained and answer.citations == [] and answer.language == language
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("question", "evidence", "keywords", "language"), [
+    ("Llama 2在透明度指数中得了多少分?", "Llama 2得分54", ["54"], "zh"),
+    ("What does Mamba achieve compared with Transformers of the same size?",
+     "outperforms Transformers of the same size", ["outperform", "Mamba"], "en"),
+    ("How many papers did CVPR 2023 accept?", "2359篇论文", ["2359", "2,359"], "en"),
+])
+def test_local_model_answers_with_citations(corpus_assistant, question, evidence, keywords,
+                                            language):
+    answer = corpus_assistant.ask(question, llm="local")
+    assert not answer.abstained and answer.language == language
+    assert any(k.lower() in answer.text.lower() for k in keywords), answer.text
+    assert any(evidence in c.passage.text for c in answer.citations)
+    assert {"retrieval", "total"} <= set(answer.timings)
+
+
+@pytest.mark.slow
+def test_streaming_yields_text_then_the_answer(corpus_assistant):
+    items = list(corpus_assistant.ask_stream("ICML 2024 的接受率是多少?", llm="local"))
+    assert isinstance(items[-1], Answer)
+    pieces, answer = items[:-1], items[-1]
+    assert all(isinstance(piece, str) for piece in pieces) and len(pieces) > 2
+    assert "".join(pieces).strip() and answer.text and answer.citations
+    assert answer.timings["first_token"] < answer.timings["total"]
+
+
+@pytest.mark.slow
+def test_follow_up_questions_use_the_history(corpus_assistant):
+    history = [("什么是直接偏好优化(DPO)?", "DPO绕过了奖励模型,直接在偏好数据上优化语言模型。[1]")]
+    answer = corpus_assistant.ask("它和 RLHF 有什么区别?", history=history, llm="local")
+    assert "DPO" in answer.standalone_question or "偏好" in answer.standalone_question
+    assert any("DPO" in c.passage.text for c in answer.citations)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", ["How many tokens was GPT-5 trained on?",
+                                      "百度文心一言是哪一天发布的?"])
+def test_unanswerable_questions_do_not_get_invented_answers(corpus_assistant, question):
+    answer = corpus_assistant.ask(question, llm="local")
+    # Either an abstention, or a fallback that only quotes the sources: never a free claim.
+    assert answer.abstained or answer.mode == "extractive"
