@@ -26,6 +26,7 @@ import numpy as np
 from .chunking import split_sentences
 from .config import Config
 from .embeddings import Embedder
+from .glossary import default_glossary
 from .index import IndexStore
 from .llm import ChatLLM, LLMError
 from .prompts import (
@@ -107,13 +108,28 @@ def missing_terms(question: str, store: IndexStore) -> list[str]:
         for token in jieba.posseg.cut(question):
             if token.flag in ("nr", "ns", "nt", "nz") and len(token.word) >= 2:
                 candidates.append(token.word)
+    def mentioned(term: str) -> bool:
+        needle = term.lower()
+        for chunk_id, _ in store.keywords.search(term, 50):
+            chunk = store.chunks[chunk_id].chunk
+            title = store.documents[chunk.doc_id].title
+            if needle in chunk.text.lower() or needle in title.lower():
+                return True
+        return False
+
+    glossary = default_glossary()
     missing = []
     for term in dict.fromkeys(candidates):
-        needle = term.lower()
-        hits = store.keywords.search(term, 50)
-        if not any(needle in store.chunks[chunk_id].chunk.text.lower()
-                   or needle in store.documents[store.chunks[chunk_id].chunk.doc_id].title.lower()
-                   for chunk_id, _ in hits):
+        # "PhD" is still known when the Chinese sources say 博士 (and the reverse), and
+        # "APIs", "RNN-style" or "800x800" when the sources say "API", "RNN", "800×800".
+        if len(term) < 2:
+            continue
+        variants = {term, term.removesuffix("s"), term.replace("x", "×")}
+        head, _, modifier = term.partition("-")
+        if modifier.isalpha() and modifier.islower():  # "RNN-style", not "GPT-5"
+            variants.add(head)
+        variants |= set(glossary.to_chinese(term) or glossary.to_english(term))
+        if not any(len(v) >= 2 and mentioned(v) for v in variants):
             missing.append(term)
     return missing
 
