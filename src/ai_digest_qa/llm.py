@@ -84,6 +84,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Files this process already hashed, with the (size, mtime) they had: hash once per process.
+_verified: dict[Path, tuple[int, int]] = {}
+
+
 def bundled_model_path(name: str, cache_dir: Path) -> Path:
     """The verified GGUF file of bundled model ``name``, assembled on first use."""
     spec = BUNDLED_MODELS[name]
@@ -100,7 +104,9 @@ def bundled_model_path(name: str, cache_dir: Path) -> Path:
     with open(cache_dir / f".{spec.file_name}.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process assembles, the others wait
         if target.is_file() and target.stat().st_size == expected_size:
-            if _sha256(target) == spec.sha256:
+            stamp = (target.stat().st_size, target.stat().st_mtime_ns)
+            if _verified.get(target) == stamp or _sha256(target) == spec.sha256:
+                _verified[target] = stamp
                 return target
         # Missing, partial or corrupt: assemble again next to it, check, then swap in.
         partial = cache_dir / f".{spec.file_name}.{os.getpid()}.partial"
@@ -120,6 +126,7 @@ def bundled_model_path(name: str, cache_dir: Path) -> Path:
                     f"mismatch); reinstall them: {spec.install_hint}"
                 )
             os.replace(partial, target)
+            _verified[target] = (target.stat().st_size, target.stat().st_mtime_ns)
         finally:
             partial.unlink(missing_ok=True)
     return target
