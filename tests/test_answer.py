@@ -102,3 +102,15 @@ def test_unanswerable_questions_do_not_get_invented_answers(corpus_assistant, qu
     answer = corpus_assistant.ask(question, llm="local")
     # Either an abstention, or a fallback that only quotes the sources: never a free claim.
     assert answer.abstained or answer.mode == "extractive"
+
+
+def test_unloadable_model_falls_back_with_a_visible_notice(corpus_assistant, tmp_path):
+    from ai_digest_qa import Assistant, load_config
+
+    config = load_config(corpus_dir=corpus_assistant.config.corpus_dir,
+                         index_dir=corpus_assistant.config.index_dir,
+                         local_model=str(tmp_path / "missing.gguf"))
+    answer = Assistant(config).ask("How many papers did CVPR 2023 accept?")
+    assert answer.mode == "extractive" and "does not exist" in (answer.notice or "")
+    assert "does not exist" in answer.text  # the user sees why, not only scripts
+    assert any("2359" in c.passage.text for c in answer.citations)

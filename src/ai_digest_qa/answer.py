@@ -38,7 +38,7 @@ from .prompts import (
     condense_messages,
 )
 from .retrieval import HybridRetriever, Passage
-from .textutils import STOPWORDS, detect_language
+from .textutils import STOPWORDS, detect_language, keyword_tokens
 
 History = Sequence[tuple[str, str]]
 
@@ -155,8 +155,6 @@ def attribute_citations(text: str, passages: Sequence[Passage]) -> str:
     Small local models often answer correctly but forget the markers; the sentence is
     then attributed to the passage it overlaps most, and verification checks it there.
     """
-    from .textutils import keyword_tokens
-
     passage_terms = [set(keyword_tokens(p.text + " " + p.title)) for p in passages]
     out = []
     for sentence in split_sentences(text):
@@ -193,7 +191,9 @@ class Answerer:
     """Turns a question (and conversation history) into a cited :class:`Answer`."""
 
     def __init__(self, retriever: HybridRetriever, embedder: Embedder, config: Config,
-                 llm: ChatLLM | None) -> None:
+                 llm: ChatLLM | None, llm_unavailable: str | None = None) -> None:
+        """``llm`` None answers extractively; ``llm_unavailable`` says why when that was
+        not the user's choice (shown as the fallback notice)."""
         if config.answer_top_k < 1:
             raise ValueError("answer_top_k must be >= 1")
         self.retriever = retriever
@@ -201,17 +201,7 @@ class Answerer:
         self.embedder = embedder
         self.config = config
         self.llm = llm
-
-    # -- public --
-
-    def run(self, question: str, history: History | None = None,
-            top_k: int | None = None) -> Answer:
-        answer: Answer | None = None
-        for item in self.stream(question, history, top_k):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
+        self.llm_unavailable = llm_unavailable
 
     def stream(self, question: str, history: History | None = None, top_k: int | None = None,
                cancel: threading.Event | None = None) -> Iterator[str | Answer]:
@@ -242,7 +232,8 @@ class Answerer:
             return
 
         if self.llm is None:
-            answer = self._extractive(standalone, passages, language, base, None)
+            answer = self._extractive(standalone, passages, language, base,
+                                      self.llm_unavailable)
             timings["total"] = time.perf_counter() - started
             yield answer.text
             yield answer
@@ -352,6 +343,4 @@ class Answerer:
 
 
 def _shares_topic(rewritten: str, previous: str) -> bool:
-    from .textutils import keyword_tokens
-
     return bool(set(keyword_tokens(rewritten)) & set(keyword_tokens(previous)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -158,8 +159,6 @@ class Assistant:
             name = backend or self.config.llm_backend
             with self._lock:
                 if name not in self._llms:
-                    from dataclasses import replace
-
                     self._llms[name] = make_llm(replace(self.config, llm_backend=name))
                 return self._llms[name]
         return backend
@@ -174,13 +173,8 @@ class Assistant:
             failure = None
         except (LLMError, ConfigError) as exc:  # no model: answer extractively, say why
             model, failure = None, str(exc)
-        answerer = Answerer(self.retriever, self.embedder, self.config, model)
-        for item in answerer.stream(question, history, top_k, cancel):
-            if isinstance(item, Answer) and failure and item.mode == "extractive":
-                from dataclasses import replace
-
-                item = replace(item, notice=failure)
-            yield item
+        answerer = Answerer(self.retriever, self.embedder, self.config, model, failure)
+        yield from answerer.stream(question, history, top_k, cancel)
 
     def ask(self, question: str, *, history: History | None = None, top_k: int | None = None,
             llm: str | ChatLLM | None = None) -> Answer:

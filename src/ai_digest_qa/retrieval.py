@@ -131,12 +131,8 @@ class CrossEncoderReranker:
             return []
         scores = self._model.predict([(question, p.text) for p in passages],
                                      show_progress_bar=False)
-        rescored = [_replace_score(p, float(s)) for p, s in zip(passages, scores)]
+        rescored = [replace(p, score=float(s)) for p, s in zip(passages, scores)]
         return sorted(rescored, key=lambda p: -p.score)
-
-
-def _replace_score(passage: Passage, score: float) -> Passage:
-    return replace(passage, score=score)
 
 
 class HybridRetriever:
