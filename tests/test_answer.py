@@ -19,6 +19,16 @@ def test_markers_map_to_passages_and_bad_ones_are_ignored():
     assert [(c.marker, c.passage.doc_id) for c in citations] == [("[2]", "d2"), ("[1]", "d1")]
 
 
+def test_citations_carry_the_supporting_span_of_their_passage():
+    passage = _passage("ICML 2024 的论文数量创新高。"
+                       "ICML 是机器学习国际会议,目前正在奥地利首都维也纳举行。"
+                       "接受率为 27.03%。", 1)
+    citations = cite("- ICML 2024 在维也纳举行。 [1]", [passage])  # marker after the stop
+    start, end = citations[0].span
+    assert passage.text[start:end] == "ICML 是机器学习国际会议,目前正在奥地利首都维也纳举行。"
+    assert cite("完全无关的话 [1]", [passage])[0].span is None
+
+
 def test_uncited_sentences_are_attributed_to_the_overlapping_passage():
     passages = [_passage("RWKV是一种循环网络。", 1), _passage("Llama 2得分54,透明度排第一。", 2)]
     text = attribute_citations("Llama 2得分54。", passages)
@@ -31,6 +41,10 @@ def test_numbers_and_names_must_come_from_the_cited_passages():
     assert unsupported_claims("CVPR 2023 accepted 2,359 papers [1].", cited, "") == []
     assert unsupported_claims("CVPR accepted 3000 papers [1].", cited, "") == ["3000"]
     assert unsupported_claims("Argentina won [1].", cited, "") == ["Argentina"]
+    vienna = [Citation("[1]", _passage("ICML 是机器学习国际会议,目前正在奥地利首都维也纳举行。"))]
+    assert unsupported_claims("ICML 在北京举办。 [1]", vienna, "") == ["北京"]
+    assert unsupported_claims("ICML 2024 在维也纳举办。 [1]", vienna, "ICML 2024 在哪个城市举办?") \
+        == []
 
 
 def test_unknown_names_are_found(corpus_assistant):
@@ -41,6 +55,8 @@ def test_unknown_names_are_found(corpus_assistant):
     assert "世界杯" in missing_terms("2022年卡塔尔世界杯谁夺冠?", store)
     assert missing_terms("What score did Llama 2 get on the transparency index?", store) == []
     assert missing_terms("RWKV和Hyena是什么?", store) == []
+    assert missing_terms("ICML 2024 在哪个城市举办?", store) == []  # 城市 is no name
+    assert missing_terms("Summarise the AI progress of 2023.", store) == []
 
 
 def test_extractive_mode_answers_instantly_with_citations(corpus_assistant):

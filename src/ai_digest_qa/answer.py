@@ -45,10 +45,26 @@ History = Sequence[tuple[str, str]]
 
 @dataclass(frozen=True)
 class Citation:
-    """A marker in the answer text (``[1]``) and the passage it refers to."""
+    """A marker in the answer text (``[1]``) and the passage it refers to.
+
+    ``span`` is the (start, end) of the passage sentence that best supports the answer
+    sentences carrying the marker: ``passage.text[start:end]``; None when no sentence
+    shares a term with them.
+    """
 
     marker: str
     passage: Passage
+    span: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The passages found for a question, streamed before the answer is generated."""
+
+    question: str
+    standalone_question: str
+    passages: list[Passage]
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,9 @@ _ABSTAIN_PHRASES = ("资料中没有找到答案", "没有找到答案", "do not
                     "no information", "not mentioned")
 _QUESTION_WORDS = {"who", "what", "which", "when", "where", "why", "how", "is", "are", "does",
                    "did", "do", "can", "was", "were", "according", "in", "the", "a"}
+# Common nouns jieba tags as place names: "在哪个城市举办" asks about a city, it names none.
+_GENERIC_ZH_NAMES = {"城市", "城镇", "农村", "地方", "当地", "本地", "各地", "全国", "全球",
+                     "世界", "国内", "国外", "海外", "各国", "首都", "省份", "地区"}
 _NAME_STOPWORDS = {"The", "In", "It", "This", "That", "These", "Sources", "Source", "Answer",
                    "According", "However", "Also", "And", "But", "For", "With", "Its", "They"}
 
@@ -95,19 +114,19 @@ def missing_terms(question: str, store: IndexStore) -> list[str]:
     Chinese, jieba's person/place/organisation/proper-noun words (``卡塔尔``, ``世界杯``).
     """
     candidates: list[str] = []
-    words = _EN_SALIENT.findall(question)
-    for word in words:
+    first_word = re.match(r"\W*([A-Za-z]+)", question)
+    for word in _EN_SALIENT.findall(question):
         if word.lower() in _QUESTION_WORDS or word.lower() in STOPWORDS:
+            continue
+        if first_word and word == first_word.group(1) and word[1:].islower():
+            # "Summarise ..." is capitalised because it starts the question, which says
+            # nothing about it being a name; an unknown name there goes unchecked.
             continue
         if word.isdigit() and len(word) == 4:  # years say little about the topic
             continue
         candidates.append(word)
     if detect_language(question) == "zh":
-        import jieba.posseg
-
-        for token in jieba.posseg.cut(question):
-            if token.flag in ("nr", "ns", "nt", "nz") and len(token.word) >= 2:
-                candidates.append(token.word)
+        candidates.extend(_chinese_names(question))
     def mentioned(term: str) -> bool:
         needle = term.lower()
         for chunk_id, _ in store.keywords.search(term, 50):
@@ -140,13 +159,38 @@ def _is_abstention(text: str) -> bool:
 
 
 def cite(text: str, passages: Sequence[Passage]) -> list[Citation]:
-    """Citations for the ``[n]`` markers in ``text`` that point to a passage, in order."""
-    seen: dict[str, Citation] = {}
-    for match in _MARKER.finditer(text):
-        number = int(match.group(1))
-        if 1 <= number <= len(passages) and match.group(0) not in seen:
-            seen[match.group(0)] = Citation(match.group(0), passages[number - 1])
-    return list(seen.values())
+    """Citations for the ``[n]`` markers in ``text`` that point to a passage, in order,
+    each with the span of its passage that supports the sentences citing it."""
+    claims: dict[str, list[str]] = {}
+    claim = ""
+    for sentence in split_sentences(text):
+        body = _MARKER.sub(" ", sentence)
+        if any(ch.isalnum() for ch in body):
+            claim = body  # a marker after the full stop ("... 2024. [1]") cites the sentence
+        for match in _MARKER.finditer(sentence):
+            number = int(match.group(1))
+            if 1 <= number <= len(passages):
+                claims.setdefault(match.group(0), []).append(claim)
+    return [Citation(marker, passages[int(marker[1:-1]) - 1],
+                     supporting_span(" ".join(said), passages[int(marker[1:-1]) - 1].text))
+            for marker, said in claims.items()]
+
+
+def supporting_span(claim: str, passage_text: str) -> tuple[int, int] | None:
+    """The (start, end) of the sentence of ``passage_text`` sharing most terms with
+    ``claim``, without surrounding whitespace; None when none shares a term."""
+    terms = set(keyword_tokens(claim))
+    best: tuple[int, int] | None = None
+    best_overlap = 0
+    offset = 0
+    for sentence in split_sentences(passage_text):
+        overlap = len(terms & set(keyword_tokens(sentence)))
+        if overlap > best_overlap:
+            stripped = sentence.strip()
+            start = offset + sentence.index(stripped[:1]) if stripped else offset
+            best, best_overlap = (start, start + len(stripped)), overlap
+        offset += len(sentence)
+    return best
 
 
 def attribute_citations(text: str, passages: Sequence[Passage]) -> str:
@@ -184,7 +228,23 @@ def unsupported_claims(text: str, citations: Sequence[Citation], question: str) 
             continue
         if name.lower() not in support.lower():
             problems.append(name)
+    glossary = default_glossary()
+    for name in _chinese_names(body):  # "在北京举办" when the sources say 维也纳
+        variants = {name, *glossary.to_english(name)}
+        if not any(v.lower() in support.lower() for v in variants):
+            problems.append(name)
     return list(dict.fromkeys(problems))
+
+
+def _chinese_names(text: str) -> list[str]:
+    """Person, place, organisation and other proper names jieba finds in ``text``."""
+    if not re.search(r"[\u4e00-\u9fff]", text):
+        return []
+    import jieba.posseg
+
+    return [token.word for token in jieba.posseg.cut(text)
+            if token.flag in ("nr", "ns", "nt", "nz") and len(token.word) >= 2
+            and token.word not in _GENERIC_ZH_NAMES]
 
 
 class Answerer:
@@ -204,8 +264,9 @@ class Answerer:
         self.llm_unavailable = llm_unavailable
 
     def stream(self, question: str, history: History | None = None, top_k: int | None = None,
-               cancel: threading.Event | None = None) -> Iterator[str | Answer]:
-        """Yield text pieces as they are generated, then the final :class:`Answer`.
+               cancel: threading.Event | None = None) -> Iterator[str | Retrieval | Answer]:
+        """Yield the :class:`Retrieval`, text pieces as they are generated, then the final
+        :class:`Answer`.
 
         The pieces are provisional: when verification replaces the LLM's text by the
         extractive fallback, the final ``Answer.text`` is what counts.
@@ -217,6 +278,7 @@ class Answerer:
         timings["condense"] = time.perf_counter() - started
         passages = self.retriever.run(standalone, top_k or self.config.answer_top_k)
         timings["retrieval"] = time.perf_counter() - started - timings["condense"]
+        yield Retrieval(question, standalone, passages, timings["retrieval"])
         base = dict(question=question, language=language, passages=passages,
                     standalone_question=standalone, timings=timings)
 
