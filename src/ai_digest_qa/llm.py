@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import importlib
 import json
+import logging
 import os
 import queue
 import threading
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .config import Config, ConfigError
+
+log = logging.getLogger(__name__)
 
 Message = dict[str, str]
 
@@ -186,7 +189,9 @@ class LocalLLM:
                timeout: float, cancel: threading.Event | None = None) -> Iterator[str]:
         pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
         deadline = time.monotonic() + timeout
-        stop = cancel or threading.Event()
+        # Set when the caller cancels, the deadline passes or the caller stops reading
+        # (generator closed, e.g. a UI user left): the next token then ends generation.
+        abandoned = threading.Event()
         request = {"messages": messages, "max_tokens": max_tokens,
                    "temperature": temperature, "stream": True, "cache_prompt": True}
 
@@ -198,7 +203,8 @@ class LocalLLM:
                 content = (choice.get("delta") or {}).get("content")
                 if content:
                     pieces.put(("text", content))
-            return stop.is_set() or time.monotonic() > deadline  # True stops generation
+            return (abandoned.is_set() or (cancel is not None and cancel.is_set())
+                    or time.monotonic() > deadline)  # True stops generation
 
         def work() -> None:
             try:
@@ -211,21 +217,24 @@ class LocalLLM:
                 pieces.put(("done", None))
 
         threading.Thread(target=work, name="llm-generate", daemon=True).start()
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                kind, value = pieces.get(timeout=max(remaining, 0.0) + 0.5)
-            except queue.Empty:
-                stop.set()
-                raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.") from None
-            if kind == "text":
-                yield value
-            elif kind == "error":
-                raise LLMError(f"The local model failed: {value}")
-            else:
-                if time.monotonic() > deadline and not (cancel and cancel.is_set()):
-                    raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.")
-                return
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    kind, value = pieces.get(timeout=max(remaining, 0.0) + 0.5)
+                except queue.Empty:
+                    raise LLMTimeout(
+                        f"The local model took longer than {timeout:.0f}s.") from None
+                if kind == "text":
+                    yield value
+                elif kind == "error":
+                    raise LLMError(f"The local model failed: {value}")
+                else:
+                    if time.monotonic() > deadline and not (cancel and cancel.is_set()):
+                        raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.")
+                    return
+        finally:
+            abandoned.set()
 
 
 _local_models: dict[tuple[str, int, int, int], LocalLLM] = {}
@@ -238,6 +247,7 @@ def local_llm(config: Config) -> LocalLLM:
     key = (str(path), config.llm_threads, config.llm_context, config.llm_parallel)
     with _local_lock:
         if key not in _local_models:
+            log.info("loading local model %s", path.name)
             _local_models[key] = LocalLLM(path, config.llm_threads, config.llm_context,
                                           config.llm_parallel)
         return _local_models[key]
