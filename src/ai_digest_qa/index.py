@@ -32,7 +32,7 @@ from .chunking import Chunk, Chunker
 from .cleaning import CLEANER_VERSION
 from .corpus import Document, DocumentError, discover, load_file
 from .embeddings import Embedder
-from .textutils import detect_language, keyword_tokens
+from .textutils import KEYWORD_TOKENIZER_VERSION, detect_language, keyword_tokens
 
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
@@ -160,6 +160,7 @@ class Manifest:
     chunking: dict[str, int]
     cleaner_version: int = CLEANER_VERSION
     format_version: int = FORMAT_VERSION
+    keyword_version: int = KEYWORD_TOKENIZER_VERSION
     sources: list[str] = field(default_factory=list)
     files: dict[str, FileEntry] = field(default_factory=dict)
     documents: dict[str, str] = field(default_factory=dict)  # doc_id -> content hash
@@ -191,7 +192,9 @@ class Manifest:
         return cls(
             embedder=data["embedder"], dimension=int(data["dimension"]),
             chunking=dict(data["chunking"]), cleaner_version=int(data["cleaner_version"]),
-            format_version=int(data["format_version"]), sources=list(data.get("sources", [])),
+            format_version=int(data["format_version"]),
+            keyword_version=int(data.get("keyword_version", 1)),  # 1: before it was recorded
+            sources=list(data.get("sources", [])),
             files=files, documents=dict(data.get("documents", {})),
             built_at=float(data.get("built_at", 0.0)),
         )
@@ -304,6 +307,8 @@ class IndexStore:
         self.vectors = _faiss_store_class().empty(dimension)
         self.keywords = KeywordIndex([], [])
         self.generation: str | None = None
+        # Set when loading re-tokenized an outdated keyword index: save to keep it.
+        self.keywords_rebuilt = False
 
     # -- persistence --
 
@@ -351,6 +356,11 @@ class IndexStore:
             ) from exc
         store._check_consistency(folder)
         store.generation = folder.name
+        if manifest.keyword_version != KEYWORD_TOKENIZER_VERSION:
+            # Tokenization changed: re-tokenize the stored chunks (no re-embedding needed).
+            store._rebuild_keywords()
+            manifest.keyword_version = KEYWORD_TOKENIZER_VERSION
+            store.keywords_rebuilt = True
         return store
 
     def _check_consistency(self, folder: Path) -> None:

@@ -7,6 +7,9 @@ import re
 import threading
 from functools import lru_cache
 
+# Bump whenever keyword_tokens() changes: indexes record it and re-tokenize their chunks.
+KEYWORD_TOKENIZER_VERSION = 2
+
 _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_LETTER = re.compile(r"[A-Za-z]")
 _WORD = re.compile(r"[\w\u3400-\u4dbf\u4e00-\u9fff]+")
