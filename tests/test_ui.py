@@ -130,6 +130,14 @@ def test_stop_ends_generation(chat_app: ChatApp, model_path: Path) -> None:
     assert "⏹" in rest[-1][0][-1]["content"]
 
 
+def _text(content: object) -> str:
+    """A chat message's text: Gradio 6 clients receive a list of typed parts."""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part)
+                       for part in content)
+    return str(content)
+
+
 @pytest.mark.slow
 def test_app_answers_chinese_and_english_through_gradio_client(app_server) -> None:
     from gradio_client import Client
@@ -143,12 +151,12 @@ def test_app_answers_chinese_and_english_through_gradio_client(app_server) -> No
         job = client.submit(question, "local", 4, api_name="/ask")
         updates = list(job)
         chats = [u[0] for u in updates if isinstance(u[0], list) and len(u[0]) == 2]
-        answers = [c[1]["content"] for c in chats]
+        answers = [_text(c[1]["content"]) for c in chats]
         # streamed: several distinct partial answers before the final one
         assert len(set(answers)) >= 3, answers
         final_chat, _, sources = job.outputs()[-1][:3]
-        answer = final_chat[1]["content"]
-        assert final_chat[0]["content"] == question
+        answer = _text(final_chat[1]["content"])
+        assert _text(final_chat[0]["content"]) == question
         assert any(term.lower() in answer.lower() for term in expected), answer
         cited = sorted(set(re.findall(r'href="#src-1-(\d+)"', answer)))
         assert cited, answer
@@ -187,8 +195,8 @@ def test_concurrent_users_are_queued_and_each_gets_their_own_answer(app_server) 
     with ThreadPoolExecutor(len(questions)) as pool:
         results = list(pool.map(ask, questions))
     for (question, chat, sources), (_, _, expected) in zip(results, questions):
-        assert len(chat) == 2 and chat[0]["content"] == question  # no other user's turn
-        answer = chat[1]["content"]
+        assert len(chat) == 2 and _text(chat[0]["content"]) == question  # no one else's turn
+        answer = _text(chat[1]["content"])
         assert re.search(expected, answer + sources, re.I), (question, answer)
         assert 'class="cite"' in answer, answer
     assert app_server.log_path.read_text().count("loading local model") == 1
