@@ -78,6 +78,17 @@ def model_path(corpus_assistant: Assistant) -> Path:
     return resolve_model_path(corpus_assistant.config)
 
 
+@pytest.fixture(scope="session")
+def baseline(corpus_assistant: Assistant):
+    """The plain llama-index baseline over the same corpus, built once (about a minute:
+    every node is embedded)."""
+    from ai_digest_qa.baseline import LlamaIndexBaseline
+
+    baseline = LlamaIndexBaseline(corpus_assistant)
+    assert baseline.index is not None
+    return baseline
+
+
 def free_port() -> int:
     import socket
 

@@ -13,10 +13,22 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from .assistant import Assistant
+from .answer import Answer
 from .retrieval import Passage
+
+
+class Retrieves(Protocol):
+    """Anything evaluated for retrieval: the assistant, or the llama-index baseline."""
+
+    def retrieve(self, question: str, top_k: int = ...) -> list[Passage]: ...
+
+
+class Answers(Protocol):
+    """Anything evaluated for answers: the assistant, or the llama-index baseline."""
+
+    def ask(self, question: str, *, llm: str | None = ...) -> Answer: ...
 
 
 @dataclass(frozen=True)
@@ -78,12 +90,14 @@ class RetrievalReport:
         return "\n".join(lines)
 
 
-def evaluate_retrieval(assistant: Assistant, questions: list[EvalQuestion],
+def evaluate_retrieval(assistant: Retrieves, questions: list[EvalQuestion],
                        k: int = 5) -> RetrievalReport:
     """hit@1, hit@k and MRR overall, per question type and per question language."""
     report = RetrievalReport(k=k)
     buckets: dict[str, list[int | None]] = defaultdict(list)
     answerable = [q for q in questions if q.answerable and q.evidence]
+    if answerable:  # warm-up: loading the index and models is no per-question cost
+        assistant.retrieve(answerable[0].question, top_k=k)
     started = time.perf_counter()
     for question in answerable:
         passages = assistant.retrieve(question.question, top_k=k)
@@ -125,7 +139,7 @@ class AnswerReport:
         return "\n".join(lines)
 
 
-def evaluate_answers(assistant: Assistant, questions: list[EvalQuestion],
+def evaluate_answers(assistant: Answers, questions: list[EvalQuestion],
                      llm: str = "local") -> AnswerReport:
     """Per language and question type: answer accuracy (an expected keyword in a
     non-abstaining answer), abstention accuracy on unanswerable questions, false
@@ -174,3 +188,36 @@ def evaluate_answers(assistant: Assistant, questions: list[EvalQuestion],
 
 def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else float("nan")
+
+
+def retrieval_side_by_side(ours: RetrievalReport, baseline: RetrievalReport) -> str:
+    """Our retrieval metrics next to the baseline's, per group."""
+    k = ours.k
+    head = f"{'group':<10} {'n':>4} " + " ".join(
+        f"{m + ' ours':>11} {m + ' base':>11}" for m in ("hit@1", f"hit@{k}", "MRR"))
+    lines = [head]
+    for name, m in ours.groups.items():
+        b = baseline.groups.get(name, {})
+        cells = []
+        for key in ("hit@1", f"hit@{k}", "mrr"):
+            cells.append(f"{m[key]:>11.3f} {b.get(key, float('nan')):>11.3f}")
+        lines.append(f"{name:<10} {int(m['n']):>4} " + " ".join(cells))
+    lines.append(f"ms per question: ours {ours.seconds_per_question * 1000:.0f}, "
+                 f"baseline {baseline.seconds_per_question * 1000:.0f}")
+    return "\n".join(lines)
+
+
+def answers_side_by_side(ours: AnswerReport, baseline: AnswerReport) -> str:
+    """Our answer metrics next to the baseline's, per group."""
+    metrics = (("answer_accuracy", "accuracy"), ("abstention_accuracy", "abstain-ok"),
+               ("false_abstention", "false-abst"), ("citation_precision", "cite-prec"),
+               ("seconds", "sec/q"))
+    head = f"{'group':<14} {'n':>4} " + " ".join(
+        f"{label + ' ours':>15} {label + ' base':>15}" for _, label in metrics)
+    lines = [f"answers: ours (llm={ours.llm}) against the llama-index baseline "
+             f"(llm={baseline.llm})", head]
+    for name, m in ours.groups.items():
+        b = baseline.groups.get(name, {})
+        cells = [f"{m[key]:>15.3f} {b.get(key, float('nan')):>15.3f}" for key, _ in metrics]
+        lines.append(f"{name:<14} {int(m['n']):>4} " + " ".join(cells))
+    return "\n".join(lines)
