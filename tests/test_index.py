@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ai_digest_qa.index import CURRENT_FILE, IndexStore
@@ -197,3 +198,35 @@ def test_nothing_on_disk_needs_unpickling(small_corpus, tmp_path):
             np.load(path, allow_pickle=False)
         else:
             pytest.fail(f"unexpected file type in the index: {path.name}")
+
+
+def test_index_type_is_chosen_by_size_and_approximate_search_finds_the_neighbours():
+    from ai_digest_qa.bench import synthetic_vectors
+    from ai_digest_qa.index import choose_faiss_index, make_faiss_index
+
+    assert choose_faiss_index(120) == "flat"
+    assert choose_faiss_index(100_000) == "hnsw"
+    assert choose_faiss_index(2_000_000) == "ivf"
+    vectors = synthetic_vectors(5000, 64, seed=1, centers=50)
+    queries = synthetic_vectors(50, 64, seed=2, centers=50)
+    exact = make_faiss_index("flat", 64, vectors)
+    _, truth = exact.search(queries, 10)
+    for kind in ("hnsw", "ivf"):
+        _, found = make_faiss_index(kind, 64, vectors).search(queries, 10)
+        recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
+        assert recall > 0.8, (kind, recall)
+
+
+def test_large_stores_search_through_an_approximate_index(small_corpus, tmp_path,
+                                                          monkeypatch):
+    from ai_digest_qa import index as index_module
+
+    assistant = make_assistant(small_corpus, tmp_path / "index")
+    store = assistant.store
+    query = assistant.embedder.embed_queries(["similarity search of dense vectors"])[0]
+    exact = store.dense_search(query, 3)
+    monkeypatch.setattr(index_module, "FLAT_LIMIT", 1)  # as if the corpus were large
+    approximate = store.dense_search(query, 3)
+    assert store._ann is not None and type(store._ann[0]).__name__ == "IndexHNSWFlat"
+    assert [c for c, _ in approximate] == [c for c, _ in exact]
+    assert np.allclose([s for _, s in approximate], [s for _, s in exact], atol=1e-5)

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -86,6 +87,46 @@ def _faiss_store_class() -> type:
             return cls(faiss_index=faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
 
     return ChunkVectorStore
+
+
+# Exact search up to this many chunks (a few ms per query at 5e4 x 384 on one core);
+# HNSW beyond, IVF beyond HNSW_LIMIT, where HNSW's build time and memory grow too large.
+FLAT_LIMIT = 50_000
+HNSW_LIMIT = 500_000
+
+
+def choose_faiss_index(chunks: int, flat_limit: int = FLAT_LIMIT,
+                       hnsw_limit: int = HNSW_LIMIT) -> str:
+    """The FAISS index type for a corpus of ``chunks`` vectors: flat, hnsw or ivf."""
+    if chunks <= flat_limit:
+        return "flat"
+    return "hnsw" if chunks <= hnsw_limit else "ivf"
+
+
+def make_faiss_index(kind: str, dimension: int, vectors: np.ndarray) -> Any:
+    """An inner-product FAISS index of ``kind`` holding ``vectors`` (ids = row numbers)."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dimension)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+    elif kind == "ivf":
+        lists = max(1, min(int(4 * np.sqrt(len(vectors))), len(vectors) // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, lists,
+                                   faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).permutation(len(vectors))[:lists * 40]]
+        index.train(sample)
+    else:
+        raise ValueError(f"unknown FAISS index type {kind!r}; use flat, hnsw or ivf")
+    index.add(vectors)
+    if kind == "hnsw":
+        index.hnsw.efSearch = 128
+    elif kind == "ivf":
+        index.nprobe = 16
+    return index
 
 
 # --- keyword index -------------------------------------------------------------------
@@ -309,6 +350,8 @@ class IndexStore:
         self.generation: str | None = None
         # Set when loading re-tokenized an outdated keyword index: save to keep it.
         self.keywords_rebuilt = False
+        self._ann: tuple[Any, np.ndarray] | None = None  # (faiss index, row -> faiss id)
+        self._ann_lock = threading.Lock()
 
     # -- persistence --
 
@@ -558,6 +601,7 @@ class IndexStore:
             self.chunks[chunk.chunk_id] = ChunkRecord(chunk, digest)
         self.documents.update(new_docs)
         self._rebuild_keywords()
+        self._ann = None  # the vectors changed: rebuild the approximate index when needed
 
     def _rebuild_keywords(self) -> None:
         ids = list(self.chunks)
@@ -579,15 +623,44 @@ class IndexStore:
         return cached
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """``(chunk_id, cosine similarity)`` for the ``k`` nearest chunks."""
+        """``(chunk_id, cosine similarity)`` for the ``k`` nearest chunks.
+
+        Exact (the stored flat index) up to :data:`FLAT_LIMIT` chunks; beyond, an HNSW or
+        IVF index built from the same vectors on first search and kept in memory.
+        """
         from llama_index.core.vector_stores.types import VectorStoreQuery
 
         if self.vectors.size == 0:
             return []
+        if self.vectors.size > FLAT_LIMIT:
+            return self._approximate_search(vector, k)
         result = self.vectors.query(VectorStoreQuery(
             query_embedding=np.asarray(vector, dtype=np.float32).tolist(),
             similarity_top_k=min(k, self.vectors.size)))
         return list(zip(result.ids or [], (float(s) for s in result.similarities or [])))
+
+    def _approximate_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        with self._ann_lock:  # built once, by the first query that needs it
+            if self._ann is None:
+                self._ann = _ann_from(self.vectors)
+            index, ids = self._ann
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        scores, rows = index.search(query, min(k, len(ids)))
+        id_to_node = self.vectors._faiss_id_to_node_id_map
+        return [(id_to_node[int(ids[row])], float(score))
+                for row, score in zip(rows[0], scores[0]) if row >= 0]
+
+
+def _ann_from(vectors: Any) -> tuple[Any, np.ndarray]:
+    """An approximate index over the flat store's vectors, and its row -> faiss id map."""
+    import faiss
+
+    id_map = vectors._faiss_index  # IndexIDMap2 over IndexFlatIP
+    flat = faiss.downcast_index(id_map.index)
+    matrix = flat.reconstruct_n(0, flat.ntotal)
+    ids = faiss.vector_to_array(id_map.id_map).astype(np.int64)
+    kind = choose_faiss_index(len(ids), FLAT_LIMIT, HNSW_LIMIT)
+    return make_faiss_index(kind, matrix.shape[1], matrix), ids
 
 
 def progress_printer(label: str) -> Callable[[int, int], None]:
