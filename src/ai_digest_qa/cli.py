@@ -47,6 +47,22 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="answer backend(s) to evaluate (repeatable; default: local)")
     evaluate.add_argument("--details", action="store_true", help="one line per question")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--no-baseline", action="store_true",
+                          help="skip the plain llama-index VectorStoreIndex comparison")
+
+    bench = commands.add_parser("bench", help="measure speed and memory (JSON, markdown, plot)")
+    bench.add_argument("--set", default=None, help="question set (eval/dev_qa.jsonl)")
+    bench.add_argument("--sizes", default="10000,100000",
+                       help="synthetic corpus sizes for the scale test (comma-separated; "
+                            "'' to skip; 1000000 takes ~10 min and ~3 GB)")
+    bench.add_argument("--answers", type=int, default=3, help="questions answered by the LLM")
+    bench.add_argument("--llm", default="local", choices=["local", "openai"],
+                       help="answer backend to time")
+    bench.add_argument("--out", default="benchmarks/results", help="output folder")
+    bench.add_argument("--no-baseline", action="store_true",
+                       help="skip the llama-index baseline's retrieval latency")
+    bench.add_argument("--flat-limit", type=int, default=None,
+                       help="largest corpus searched exactly (default 50000)")
 
     search = commands.add_parser("search", help="retrieve passages for a question")
     search.add_argument("question")
@@ -131,33 +147,73 @@ def _cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_answers, evaluate_retrieval, load_questions
+def _questions_path(assistant: Assistant, args: argparse.Namespace) -> Path:
+    if args.set:
+        return Path(args.set)
+    return assistant.config.corpus_dir.parent / "eval" / "dev_qa.jsonl"
 
-    path = Path(args.set) if args.set else assistant.config.corpus_dir.parent / "eval" / \
-        "dev_qa.jsonl"
-    questions = load_questions(path)
+
+def _cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
+    from .baseline import LlamaIndexBaseline
+    from .evaluation import (
+        answers_side_by_side,
+        evaluate_answers,
+        evaluate_retrieval,
+        load_questions,
+        retrieval_side_by_side,
+    )
+
+    questions = load_questions(_questions_path(assistant, args))
+    baseline = None if args.no_baseline else LlamaIndexBaseline(assistant)
     if args.mode == "retrieval":
         report = evaluate_retrieval(assistant, questions)
+        base = evaluate_retrieval(baseline, questions) if baseline else None
         if args.json:
-            print(json.dumps(asdict(report), ensure_ascii=False, indent=2))
-        else:
-            print(report.table())
-            if args.details:
-                for row in report.details:
-                    print(f"{row['id']:<14} rank={row['rank']}  {row['question']}")
-        return 0
-    reports = [evaluate_answers(assistant, questions, llm) for llm in (args.llm or ["local"])]
-    if args.json:
-        print(json.dumps([asdict(r) for r in reports], ensure_ascii=False, indent=2))
-        return 0
-    for report in reports:
-        print(report.table())
+            print(json.dumps({"ours": asdict(report), "baseline": base and asdict(base)},
+                             ensure_ascii=False, indent=2))
+            return 0
+        print(retrieval_side_by_side(report, base) if base else report.table())
         if args.details:
+            ranks = {row["id"]: row["rank"] for row in base.details} if base else {}
             for row in report.details:
-                print(f"{row['id']:<14} {row['verdict']:<10} {row['seconds']:>5.1f}s  "
+                print(f"{row['id']:<14} rank={row['rank']} baseline={ranks.get(row['id'])}  "
+                      f"{row['question']}")
+        return 0
+    results = []
+    for llm in args.llm or ["local"]:
+        ours = evaluate_answers(assistant, questions, llm)
+        base = (evaluate_answers(baseline, questions, llm)
+                if baseline and llm != "extractive" else None)
+        results.append((ours, base))
+    if args.json:
+        print(json.dumps([{"ours": asdict(o), "baseline": b and asdict(b)} for o, b in results],
+                         ensure_ascii=False, indent=2))
+        return 0
+    for ours, base in results:
+        print(answers_side_by_side(ours, base) if base else ours.table())
+        if args.details:
+            verdicts = {row["id"]: row["verdict"] for row in base.details} if base else {}
+            for row in ours.details:
+                print(f"{row['id']:<14} {row['verdict']:<10} "
+                      f"baseline={verdicts.get(row['id'], '-'):<10} {row['seconds']:>5.1f}s  "
                       f"{row['answer'][:100]!r}")
         print()
+    return 0
+
+
+def _cmd_bench(assistant: Assistant, args: argparse.Namespace) -> int:
+    from .baseline import LlamaIndexBaseline
+    from .bench import run_bench
+    from .evaluation import load_questions
+
+    sizes = [int(float(size)) for size in args.sizes.split(",") if size.strip()]
+    baseline = None if args.no_baseline else LlamaIndexBaseline(assistant)
+    report = run_bench(assistant, load_questions(_questions_path(assistant, args)),
+                       Path(args.out), sizes=sizes, answers=args.answers, baseline=baseline,
+                       flat_limit=args.flat_limit, llm=args.llm)
+    print(report.markdown("scale.png" if report.scale else None))
+    print(f"\nwritten: {Path(args.out) / 'bench.json'}, bench.md"
+          + (", scale.png" if report.scale else ""), file=sys.stderr)
     return 0
 
 
@@ -186,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_ask(assistant, args)
         if args.command == "eval":
             return _cmd_eval(assistant, args)
+        if args.command == "bench":
+            return _cmd_bench(assistant, args)
         return _cmd_search(assistant, args)
     except (ConfigError, QuestionError, LLMError) as exc:
         print(f"error: {exc}", file=sys.stderr)

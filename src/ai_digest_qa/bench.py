@@ -1,0 +1,383 @@
+"""Benchmarks: speed and memory of the assistant, measured against their limits in one run.
+
+``ai-digest-qa bench`` prints and writes (JSON, markdown, PNG plot):
+
+- indexing throughput of the whole pipeline against the embedder alone on the same texts;
+- retrieval latency p50/p95, ours against the plain llama-index baseline;
+- answer latency (first token, total), generation speed against raw llama.cpp on the same
+  prompt, and prompt tokens per answer;
+- peak memory (RSS) of the process holding index, embedder and model;
+- scale: vector search latency, memory and recall against exact search on a synthetic
+  corpus of 1e4, 1e5 (and, by hand, 1e6) chunks, with the FAISS index type chosen by size.
+
+Figures are wall-clock on a noisy machine: compare ratios measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .answer import Answer, Retrieval
+from .assistant import Assistant
+from .evaluation import EvalQuestion
+from .index import _embed_text, choose_faiss_index, make_faiss_index
+from .prompts import answer_messages
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else 0.0
+
+
+def _latency(values: list[float]) -> dict[str, float]:
+    """p50/p95/mean in milliseconds."""
+    ms = [v * 1000 for v in values]
+    return {"n": len(ms), "p50_ms": _percentile(ms, 50), "p95_ms": _percentile(ms, 95),
+            "mean_ms": statistics.fmean(ms) if ms else 0.0}
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = float("nan")
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gb = int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(memory_gb, 1),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+# --- stages ---------------------------------------------------------------------------
+
+
+def bench_indexing(assistant: Assistant) -> dict[str, Any]:
+    """A full build into a fresh folder, against the embedder alone on the same texts."""
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as folder:
+        fresh = Assistant(replace(assistant.config, index_dir=Path(folder)))
+        fresh._embedder = assistant.embedder  # the model is loaded already: time the work
+        started = time.perf_counter()
+        report = fresh.ensure_index(progress=lambda done, total: None, rebuild=True)
+        pipeline = time.perf_counter() - started
+        store = fresh.store
+        texts = [_embed_text(store.documents[r.chunk.doc_id], r.chunk)
+                 for r in store.chunks.values()]
+    batch = assistant.config.embedding_batch_size
+    started = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        assistant.embedder.embed_passages(texts[i:i + batch])
+    raw = time.perf_counter() - started
+    chunks = report.chunks_embedded
+    return {"documents": len(store.documents), "chunks": chunks,
+            "pipeline_seconds": pipeline, "pipeline_chunks_per_s": _ratio(chunks, pipeline),
+            "embedder_seconds": raw, "embedder_chunks_per_s": _ratio(len(texts), raw),
+            "overhead_ratio": _ratio(pipeline, raw)}
+
+
+def bench_retrieval(assistant: Assistant, baseline: Any | None,
+                    questions: list[EvalQuestion], top_k: int = 5) -> dict[str, Any]:
+    """Per-query latency over the question set (after one warm-up query each)."""
+    texts = [q.question for q in questions]
+    result: dict[str, Any] = {}
+    systems = {"ours": assistant.retrieve}
+    if baseline is not None:
+        systems["baseline"] = baseline.retrieve
+    for name, retrieve in systems.items():
+        retrieve(texts[0], top_k=top_k)  # warm-up: lazy loads are not per-query costs
+        times = []
+        for text in texts:
+            started = time.perf_counter()
+            retrieve(text, top_k=top_k)
+            times.append(time.perf_counter() - started)
+        result[name] = _latency(times)
+    if "baseline" in result:
+        result["p50_ratio_ours_to_baseline"] = _ratio(result["ours"]["p50_ms"],
+                                                      result["baseline"]["p50_ms"])
+    return result
+
+
+def bench_answers(assistant: Assistant, questions: list[EvalQuestion],
+                  llm: str = "local") -> dict[str, Any]:
+    """First-token and total latency of our answers; raw llama.cpp on the same prompts."""
+    model = assistant.llm(llm)
+    rows = []
+    for question in questions:
+        pieces = 0
+        first = None
+        passages = []
+        started = time.perf_counter()
+        answer: Answer | None = None
+        for item in assistant.ask_stream(question.question, llm=llm, include_retrieval=True):
+            if isinstance(item, Retrieval):
+                passages = item.passages
+            elif isinstance(item, Answer):
+                answer = item
+            else:
+                pieces += 1
+                if first is None:
+                    first = time.perf_counter() - started
+        total = time.perf_counter() - started
+        row: dict[str, Any] = {"question": question.question, "first_token_s": first,
+                               "total_s": total, "streamed_pieces": pieces,
+                               "mode": answer.mode if answer else None}
+        if first is not None and pieces > 1:
+            row["tokens_per_s"] = (pieces - 1) / max(total - first, 1e-9)
+        server = getattr(model, "_server", None)
+        if server is not None and passages:  # the same prompt, straight to llama.cpp
+            messages = answer_messages(question.question, passages,
+                                       answer.language if answer else "en")
+            started = time.perf_counter()
+            raw = server.handle_chat_completions({
+                "messages": messages, "max_tokens": assistant.config.max_answer_tokens,
+                "temperature": assistant.config.temperature, "cache_prompt": False})
+            row["raw_total_s"] = time.perf_counter() - started
+            usage, timings = raw.get("usage") or {}, raw.get("timings") or {}
+            row["prompt_tokens"] = usage.get("prompt_tokens")
+            row["raw_completion_tokens"] = usage.get("completion_tokens")
+            row["raw_prompt_tokens_per_s"] = timings.get("prompt_per_second")
+            row["raw_tokens_per_s"] = timings.get("predicted_per_second")
+        rows.append(row)
+
+    def mean(key: str) -> float:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        return statistics.fmean(values) if values else float("nan")
+
+    summary = {"llm": getattr(model, "name", llm), "n": len(rows),
+               "first_token_s": mean("first_token_s"), "total_s": mean("total_s"),
+               "tokens_per_s": mean("tokens_per_s"), "raw_tokens_per_s": mean("raw_tokens_per_s"),
+               "prompt_tokens": mean("prompt_tokens"),
+               "raw_prompt_tokens_per_s": mean("raw_prompt_tokens_per_s")}
+    summary["generation_ratio_ours_to_raw"] = _ratio(summary["tokens_per_s"],
+                                                     summary["raw_tokens_per_s"])
+    return {"summary": summary, "questions": rows}
+
+
+# --- scale ----------------------------------------------------------------------------
+
+
+def synthetic_vectors(n: int, dimension: int, seed: int, centers: int = 1000) -> np.ndarray:
+    """Unit vectors in clusters (topics), like chunk embeddings; uniform noise would make
+    every neighbour equally far and approximate search look worse than it is."""
+    rng = np.random.default_rng(seed)
+    middle = np.random.default_rng(12345).standard_normal((centers, dimension),
+                                                          dtype=np.float32)
+    out = np.empty((n, dimension), dtype=np.float32)
+    for start in range(0, n, 65536):
+        size = min(65536, n - start)
+        block = middle[rng.integers(0, centers, size)] + 0.6 * rng.standard_normal(
+            (size, dimension), dtype=np.float32)
+        out[start:start + size] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def bench_scale(sizes: list[int], dimension: int = 384, queries: int = 200, k: int = 10,
+                flat_limit: int | None = None) -> list[dict[str, Any]]:
+    """Search latency, memory and recall@k against exact search, per corpus size."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # single queries are fastest on one thread
+    rows = []
+    query_vectors = synthetic_vectors(queries, dimension, seed=7)
+    for n in sizes:
+        vectors = synthetic_vectors(n, dimension, seed=n)
+        rss_before = current_rss_mb()
+        exact = faiss.IndexFlatIP(dimension)
+        exact.add(vectors)
+        exact_times, truth = [], []
+        for q in query_vectors:
+            started = time.perf_counter()
+            _, ids = exact.search(q[np.newaxis, :], k)
+            exact_times.append(time.perf_counter() - started)
+            truth.append(set(ids[0].tolist()))
+        kind = choose_faiss_index(n, flat_limit) if flat_limit else choose_faiss_index(n)
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # building uses every core
+        started = time.perf_counter()
+        index = make_faiss_index(kind, dimension, vectors) if kind != "flat" else exact
+        build = time.perf_counter() - started
+        faiss.omp_set_num_threads(1)
+        times, found = [], 0
+        for q, expected in zip(query_vectors, truth):
+            started = time.perf_counter()
+            _, ids = index.search(q[np.newaxis, :], k)
+            times.append(time.perf_counter() - started)
+            found += len(expected & set(ids[0].tolist()))
+        rows.append({
+            "chunks": n, "index": kind, "build_seconds": build if kind != "flat" else 0.0,
+            "exact": _latency(exact_times), "chosen": _latency(times),
+            f"recall@{k}": found / (k * len(truth)),
+            "index_mb": faiss.serialize_index(index).nbytes / 2**20,
+            "rss_growth_mb": current_rss_mb() - rss_before,
+            "speedup_vs_exact": _ratio(_percentile(exact_times, 50), _percentile(times, 50)),
+        })
+        del index, exact, vectors
+    return rows
+
+
+def plot_scale(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [r["chunks"] for r in rows]
+    figure, axis = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    axis.plot(sizes, [r["exact"]["p50_ms"] for r in rows], "o-", label="exact (flat) p50")
+    axis.plot(sizes, [r["chosen"]["p50_ms"] for r in rows], "s-",
+              label="auto-chosen index p50")
+    axis.plot(sizes, [r["chosen"]["p95_ms"] for r in rows], "s--", alpha=0.6,
+              label="auto-chosen index p95")
+    for r in rows:
+        axis.annotate(f"{r['index']}\nrecall {r['recall@10']:.2f}", (r["chunks"],
+                      r["chosen"]["p50_ms"]), textcoords="offset points", xytext=(4, 6),
+                      fontsize=7)
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("chunks in the index")
+    axis.set_ylabel("vector search latency per query (ms)")
+    axis.set_title("Vector search latency against corpus size (1 thread)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+# --- the report -----------------------------------------------------------------------
+
+
+@dataclass
+class BenchReport:
+    machine: dict[str, Any]
+    indexing: dict[str, Any] = field(default_factory=dict)
+    retrieval: dict[str, Any] = field(default_factory=dict)
+    answers: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
+    scale: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def markdown(self, plot_name: str | None = None) -> str:
+        m = self.machine
+        lines = ["# ai-digest-qa benchmark", "",
+                 f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, "
+                 f"Python {m['python']}. Run took {self.seconds:.0f} s.", ""]
+        if self.indexing:
+            i = self.indexing
+            lines += ["## Indexing", "",
+                      "| | chunks/s | seconds |", "| --- | --- | --- |",
+                      f"| whole pipeline ({i['documents']} documents, {i['chunks']} chunks) | "
+                      f"{i['pipeline_chunks_per_s']:.1f} | {i['pipeline_seconds']:.1f} |",
+                      f"| embedder alone, same texts | {i['embedder_chunks_per_s']:.1f} | "
+                      f"{i['embedder_seconds']:.1f} |", "",
+                      f"Pipeline / embedder time: **{i['overhead_ratio']:.2f}x**.", ""]
+        if self.retrieval:
+            r = self.retrieval
+            lines += ["## Retrieval latency", "", "| system | p50 ms | p95 ms | n |",
+                      "| --- | --- | --- | --- |"]
+            for name in ("ours", "baseline"):
+                if name in r:
+                    lines.append(f"| {name} | {r[name]['p50_ms']:.1f} | {r[name]['p95_ms']:.1f}"
+                                 f" | {r[name]['n']} |")
+            if "p50_ratio_ours_to_baseline" in r:
+                lines += ["", f"Ours / baseline p50: **{r['p50_ratio_ours_to_baseline']:.2f}x** "
+                          "(ours adds keyword search, query expansion and fusion)."]
+            lines.append("")
+        if self.answers:
+            s = self.answers["summary"]
+            lines += ["## Answers", "", f"LLM: {s['llm']}, {s['n']} questions.", "",
+                      "| first token s | total s | tokens/s (ours) | tokens/s (raw llama.cpp) "
+                      "| ours/raw | prompt tokens | prompt tokens/s (raw) |",
+                      "| --- | --- | --- | --- | --- | --- | --- |",
+                      f"| {s['first_token_s']:.2f} | {s['total_s']:.2f} | {s['tokens_per_s']:.1f}"
+                      f" | {s['raw_tokens_per_s']:.1f} | {s['generation_ratio_ours_to_raw']:.2f}"
+                      f" | {s['prompt_tokens']:.0f} | {s['raw_prompt_tokens_per_s']:.0f} |", ""]
+        if self.memory:
+            lines += ["## Memory", "", "| stage | RSS MB |", "| --- | --- |"]
+            lines += [f"| {k} | {v:.0f} |" for k, v in self.memory.items()]
+            lines.append("")
+        if self.scale:
+            lines += ["## Scale (synthetic 384-d chunks, vector search, 1 thread)", "",
+                      "| chunks | index | build s | exact p50 ms | chosen p50 ms | chosen p95 ms "
+                      "| speed-up | recall@10 | index MB |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for r in self.scale:
+                lines.append(
+                    f"| {r['chunks']:,} | {r['index']} | {r['build_seconds']:.1f} | "
+                    f"{r['exact']['p50_ms']:.2f} | {r['chosen']['p50_ms']:.2f} | "
+                    f"{r['chosen']['p95_ms']:.2f} | {r['speedup_vs_exact']:.1f}x | "
+                    f"{r['recall@10']:.3f} | {r['index_mb']:.0f} |")
+            if plot_name:
+                lines += ["", f"![latency against corpus size]({plot_name})"]
+            lines.append("")
+        return "\n".join(lines)
+
+
+def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path, *,
+              sizes: list[int], answers: int = 3, baseline: Any | None = None,
+              flat_limit: int | None = None, llm: str = "local") -> BenchReport:
+    """Run every stage, write ``bench.json``, ``bench.md`` and ``scale.png`` to ``out_dir``."""
+    started = time.perf_counter()
+    report = BenchReport(machine=machine_info())
+    report.memory["start"] = current_rss_mb()
+    assistant.ensure_index(progress=lambda done, total: None)
+    assistant.retrieve(questions[0].question)  # loads the embedder and the retriever
+    report.memory["index + embedder loaded"] = current_rss_mb()
+    report.indexing = bench_indexing(assistant)
+    answerable = [q for q in questions if q.answerable]
+    report.retrieval = bench_retrieval(assistant, baseline, answerable)
+    if answers > 0:
+        picked = answerable[:: max(len(answerable) // answers, 1)][:answers]
+        report.answers = bench_answers(assistant, picked, llm)
+        report.memory["with the LLM loaded (current)"] = current_rss_mb()
+    report.memory["peak before scale tests"] = peak_rss_mb()
+    if sizes:
+        report.scale = bench_scale(sizes, assistant.embedder.dimension, flat_limit=flat_limit)
+    report.seconds = time.perf_counter() - started
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_name = None
+    if report.scale:
+        plot_name = "scale.png"
+        plot_scale(report.scale, out_dir / plot_name)
+    (out_dir / "bench.json").write_text(json.dumps(report.to_json(), indent=2,
+                                                   ensure_ascii=False), encoding="utf-8")
+    (out_dir / "bench.md").write_text(report.markdown(plot_name), encoding="utf-8")
+    return report

@@ -1,0 +1,91 @@
+"""The evaluation against the baseline and the benchmark, on small sizes: the reports'
+structure and sane numbers (positive, ratios computed), not their values."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ai_digest_qa import cli
+from ai_digest_qa.bench import run_bench
+from ai_digest_qa.evaluation import (
+    evaluate_answers,
+    evaluate_retrieval,
+    load_questions,
+    retrieval_side_by_side,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = load_questions(ROOT / "eval" / "dev_qa.jsonl")
+
+
+def _positive(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_retrieval_evaluation_side_by_side_with_the_baseline(corpus_assistant, baseline):
+    sample = QUESTIONS[::12]
+    ours = evaluate_retrieval(corpus_assistant, sample)
+    theirs = evaluate_retrieval(baseline, sample)
+    table = retrieval_side_by_side(ours, theirs)
+    for group in ("all", "zh->zh", "en->zh", "en->en"):
+        assert group in ours.groups and group in theirs.groups
+        for report in (ours, theirs):
+            assert 0 <= report.groups[group]["hit@5"] <= 1
+    assert "hit@1 ours" in table and "hit@1 base" in table and "ms per question" in table
+
+
+def test_eval_command_prints_json_for_scripts(corpus_assistant, tmp_path, monkeypatch,
+                                              capsys):
+    subset = tmp_path / "qa.jsonl"
+    lines = (ROOT / "eval" / "dev_qa.jsonl").read_text(encoding="utf-8").splitlines()
+    subset.write_text("\n".join(lines[::18]) + "\n", encoding="utf-8")
+    monkeypatch.setenv("AI_DIGEST_QA_INDEX_DIR", str(corpus_assistant.config.index_dir))
+    assert cli.main(["eval", "--set", str(subset), "--no-baseline", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["baseline"] is None
+    assert report["ours"]["groups"]["all"]["n"] == sum(
+        1 for line in lines[::18] if '"answerable": true' in line)
+
+
+@pytest.mark.slow
+def test_answer_evaluation_of_the_baseline_has_every_metric(baseline):
+    sample = [q for q in QUESTIONS if q.type == "en->en"][:1] + \
+        [q for q in QUESTIONS if not q.answerable][:1]
+    report = evaluate_answers(baseline, sample, "local")
+    metrics = report.groups["all"]
+    assert set(metrics) >= {"answer_accuracy", "abstention_accuracy", "false_abstention",
+                            "citation_precision", "seconds"}
+    assert _positive(metrics["seconds"])
+    assert all(row["mode"] == "baseline" for row in report.details)
+
+
+@pytest.mark.slow
+def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp_path):
+    out = tmp_path / "bench"
+    report = run_bench(corpus_assistant, QUESTIONS[:8], out, sizes=[3000], answers=1,
+                       baseline=baseline, flat_limit=1000)
+    data = json.loads((out / "bench.json").read_text())
+    assert set(data) >= {"machine", "indexing", "retrieval", "answers", "memory", "scale"}
+    indexing = data["indexing"]
+    assert indexing["chunks"] > 0
+    for key in ("pipeline_chunks_per_s", "embedder_chunks_per_s", "overhead_ratio"):
+        assert _positive(indexing[key]), key
+    retrieval = data["retrieval"]
+    assert _positive(retrieval["ours"]["p50_ms"]) and _positive(retrieval["baseline"]["p95_ms"])
+    assert _positive(retrieval["p50_ratio_ours_to_baseline"])
+    answers = data["answers"]["summary"]
+    for key in ("first_token_s", "total_s", "tokens_per_s", "raw_tokens_per_s",
+                "generation_ratio_ours_to_raw", "prompt_tokens"):
+        assert _positive(answers[key]), key
+    assert all(_positive(v) for v in data["memory"].values())
+    (row,) = data["scale"]
+    assert row["chunks"] == 3000 and row["index"] == "hnsw"  # above the flat limit
+    assert 0 < row["recall@10"] <= 1 and _positive(row["speedup_vs_exact"])
+    assert (out / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (out / "bench.md").read_text()
+    assert "## Scale" in markdown and "scale.png" in markdown
+    assert report.seconds > 0
