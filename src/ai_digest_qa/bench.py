@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .answer import Answer, Retrieval
+from .answer import Answer, Retrieval, focus_passages
 from .assistant import Assistant
 from .evaluation import EvalQuestion
 from .index import _embed_text, choose_faiss_index, make_faiss_index
@@ -133,15 +133,34 @@ def bench_retrieval(assistant: Assistant, baseline: Any | None,
     return result
 
 
+def _raw_completion(server: Any, messages: list[dict[str, str]], max_tokens: int,
+                    temperature: float) -> dict[str, Any]:
+    """One non-streamed llama.cpp completion, prompt cache off: its own timings."""
+    started = time.perf_counter()
+    raw = server.handle_chat_completions({"messages": messages, "max_tokens": max_tokens,
+                                          "temperature": temperature, "cache_prompt": False})
+    usage, timings = raw.get("usage") or {}, raw.get("timings") or {}
+    return {"seconds": time.perf_counter() - started,
+            "prompt_tokens": usage.get("prompt_tokens"),
+            "completion_tokens": usage.get("completion_tokens"),
+            "prompt_seconds": (timings.get("prompt_ms") or 0) / 1000,
+            "prompt_tokens_per_s": timings.get("prompt_per_second"),
+            "tokens_per_s": timings.get("predicted_per_second")}
+
+
 def bench_answers(assistant: Assistant, questions: list[EvalQuestion],
-                  llm: str = "local") -> dict[str, Any]:
-    """First-token and total latency of our answers; raw llama.cpp on the same prompts."""
+                  llm: str = "local", focus_chars: int = 600) -> dict[str, Any]:
+    """First-token and total latency of our answers; raw llama.cpp on the same prompt, and
+    on it with passages focused to ``focus_chars`` (``prompt_passage_chars``; default off
+    because it costs answer accuracy, measured here for what it saves)."""
+    config = assistant.config
+    focus_chars = config.prompt_passage_chars or focus_chars
     model = assistant.llm(llm)
     rows = []
     for question in questions:
         pieces = 0
-        first = None
-        passages = []
+        first = last = None
+        passages: list[Any] = []
         started = time.perf_counter()
         answer: Answer | None = None
         for item in assistant.ask_stream(question.question, llm=llm, include_retrieval=True):
@@ -151,41 +170,52 @@ def bench_answers(assistant: Assistant, questions: list[EvalQuestion],
                 answer = item
             else:
                 pieces += 1
+                last = time.perf_counter() - started
                 if first is None:
-                    first = time.perf_counter() - started
+                    first = last
         total = time.perf_counter() - started
         row: dict[str, Any] = {"question": question.question, "first_token_s": first,
                                "total_s": total, "streamed_pieces": pieces,
                                "mode": answer.mode if answer else None}
-        if first is not None and pieces > 1:
-            row["tokens_per_s"] = (pieces - 1) / max(total - first, 1e-9)
+        if first is not None and last is not None and pieces > 1:
+            row["tokens_per_s"] = (pieces - 1) / max(last - first, 1e-9)
         server = getattr(model, "_server", None)
-        if server is not None and passages:  # the same prompt, straight to llama.cpp
-            messages = answer_messages(question.question, passages,
-                                       answer.language if answer else "en")
-            started = time.perf_counter()
-            raw = server.handle_chat_completions({
-                "messages": messages, "max_tokens": assistant.config.max_answer_tokens,
-                "temperature": assistant.config.temperature, "cache_prompt": False})
-            row["raw_total_s"] = time.perf_counter() - started
-            usage, timings = raw.get("usage") or {}, raw.get("timings") or {}
-            row["prompt_tokens"] = usage.get("prompt_tokens")
-            row["raw_completion_tokens"] = usage.get("completion_tokens")
-            row["raw_prompt_tokens_per_s"] = timings.get("prompt_per_second")
-            row["raw_tokens_per_s"] = timings.get("predicted_per_second")
+        if server is not None and passages and answer is not None:
+            question_text = answer.standalone_question or question.question
+            shown = focus_passages(question_text, passages, assistant.embedder,
+                                   config.prompt_passage_chars)
+            focused = focus_passages(question_text, passages, assistant.embedder, focus_chars)
+            for name, given in (("raw", shown), ("raw_focused", focused)):
+                row[name] = _raw_completion(
+                    server, answer_messages(question_text, given, answer.language),
+                    config.max_answer_tokens, config.temperature)
         rows.append(row)
 
-    def mean(key: str) -> float:
-        values = [r[key] for r in rows if r.get(key) is not None]
+    def mean(*path: str) -> float:
+        values = []
+        for row in rows:
+            value: Any = row
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if isinstance(value, (int, float)):
+                values.append(value)
         return statistics.fmean(values) if values else float("nan")
 
     summary = {"llm": getattr(model, "name", llm), "n": len(rows),
                "first_token_s": mean("first_token_s"), "total_s": mean("total_s"),
-               "tokens_per_s": mean("tokens_per_s"), "raw_tokens_per_s": mean("raw_tokens_per_s"),
-               "prompt_tokens": mean("prompt_tokens"),
-               "raw_prompt_tokens_per_s": mean("raw_prompt_tokens_per_s")}
+               "tokens_per_s": mean("tokens_per_s"),
+               "raw_tokens_per_s": mean("raw", "tokens_per_s"),
+               "prompt_tokens": mean("raw", "prompt_tokens"),
+               "prompt_seconds": mean("raw", "prompt_seconds"),
+               "raw_prompt_tokens_per_s": mean("raw", "prompt_tokens_per_s"),
+               "focused_prompt_tokens": mean("raw_focused", "prompt_tokens"),
+               "focused_prompt_seconds": mean("raw_focused", "prompt_seconds"),
+               "prompt_passage_chars": config.prompt_passage_chars,
+               "focus_chars": focus_chars}
     summary["generation_ratio_ours_to_raw"] = _ratio(summary["tokens_per_s"],
                                                      summary["raw_tokens_per_s"])
+    summary["prompt_time_ratio_focused_to_used"] = _ratio(
+        summary["focused_prompt_seconds"], summary["prompt_seconds"])
     return {"summary": summary, "questions": rows}
 
 
@@ -289,6 +319,7 @@ class BenchReport:
     retrieval: dict[str, Any] = field(default_factory=dict)
     answers: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
+    cold_start: dict[str, float] = field(default_factory=dict)
     scale: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -329,7 +360,27 @@ class BenchReport:
                       "| --- | --- | --- | --- | --- | --- | --- |",
                       f"| {s['first_token_s']:.2f} | {s['total_s']:.2f} | {s['tokens_per_s']:.1f}"
                       f" | {s['raw_tokens_per_s']:.1f} | {s['generation_ratio_ours_to_raw']:.2f}"
-                      f" | {s['prompt_tokens']:.0f} | {s['raw_prompt_tokens_per_s']:.0f} |", ""]
+                      f" | {s['prompt_tokens']:.0f} | {s['raw_prompt_tokens_per_s']:.0f} |", "",
+                      "Reading the prompt is the largest cost. The same prompts with each "
+                      f"passage cut to its sentences closest to the question "
+                      f"(prompt_passage_chars = {s['focus_chars']}):", "",
+                      "| prompt | tokens | llama.cpp prompt seconds |", "| --- | --- | --- |",
+                      f"| as used (prompt_passage_chars = {s['prompt_passage_chars']}) | "
+                      f"{s['prompt_tokens']:.0f} | {s['prompt_seconds']:.2f} |",
+                      f"| focused to {s['focus_chars']} characters per passage | "
+                      f"{s['focused_prompt_tokens']:.0f} | {s['focused_prompt_seconds']:.2f} |",
+                      "", f"Focused / as used: **{s['prompt_time_ratio_focused_to_used']:.2f}x**.",
+                      ""]
+        if self.cold_start:
+            c = self.cold_start
+            lines += ["## Cold start", "",
+                      "| step | seconds |", "| --- | --- |"]
+            labels = {"index_load_s": "load the index",
+                      "embedder_and_first_search_s": "load the embedder, first search",
+                      "model_load_s": "load the LLM"}
+            lines += [f"| {labels.get(k, k)} | {v:.2f} |" for k, v in c.items()]
+            lines += ["", "The web UI pays these at start-up, in the background, so its first "
+                      "user does not.", ""]
         if self.memory:
             lines += ["## Memory", "", "| stage | RSS MB |", "| --- | --- |"]
             lines += [f"| {k} | {v:.0f} |" for k, v in self.memory.items()]
@@ -358,16 +409,21 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
     started = time.perf_counter()
     report = BenchReport(machine=machine_info())
     report.memory["start"] = current_rss_mb()
-    assistant.ensure_index(progress=lambda done, total: None)
-    assistant.retrieve(questions[0].question)  # loads the embedder and the retriever
-    report.memory["index + embedder loaded"] = current_rss_mb()
+    for step, action in (
+            ("index_load_s", lambda: assistant.ensure_index(progress=lambda d, t: None)),
+            ("embedder_and_first_search_s", lambda: assistant.retrieve(questions[0].question)),
+            ("model_load_s", lambda: assistant.llm(llm) if answers > 0 else None)):
+        began = time.perf_counter()
+        action()
+        report.cold_start[step] = time.perf_counter() - began
+    report.memory["index + embedder + model loaded"] = current_rss_mb()
     report.indexing = bench_indexing(assistant)
     answerable = [q for q in questions if q.answerable]
     report.retrieval = bench_retrieval(assistant, baseline, answerable)
     if answers > 0:
         picked = answerable[:: max(len(answerable) // answers, 1)][:answers]
         report.answers = bench_answers(assistant, picked, llm)
-        report.memory["with the LLM loaded (current)"] = current_rss_mb()
+        report.memory["after answering"] = current_rss_mb()
     report.memory["peak before scale tests"] = peak_rss_mb()
     if sizes:
         report.scale = bench_scale(sizes, assistant.embedder.dimension, flat_limit=flat_limit)

@@ -94,6 +94,10 @@ class Config:
     temperature: float = 0.1
     llm_timeout: float = 120.0  # seconds for a whole answer; then the extractive fallback
     answer_top_k: int = 4  # passages shown to the LLM
+    # Cut passages longer than this to their sentences closest to the question before the
+    # LLM reads them (reading the prompt is most of the answer time on a CPU). 0 = whole
+    # passages, the default: 600 saved ~20% of prompt time but cost 0.12 accuracy.
+    prompt_passage_chars: int = 0
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_model: str = "default"
     openai_api_key: str = field(default="", repr=False)

@@ -425,6 +425,7 @@ class ChatApp:
             return
         language = detect_language(cleaned)
         words = MESSAGES[language]
+        passages_per_answer = min(max(int(top_k or 0), 1), 10)  # API callers send anything
         history = [(t["question"], t["answer"]) for t in turns if not t.get("error")]
         record: dict[str, Any] = {"question": cleaned, "answer": words["searching"],
                                   "language": language, "passages": [], "mode": mode}
@@ -443,7 +444,8 @@ class ChatApp:
             pieces: list[str] = []
             last_yield = 0.0
             for item in self.assistant.ask_stream(
-                    cleaned, history=history[-3:], top_k=int(top_k), llm=mode, cancel=cancel,
+                    cleaned, history=history[-3:], top_k=passages_per_answer, llm=mode,
+                    cancel=cancel,
                     include_retrieval=True):
                 if isinstance(item, Retrieval):
                     record["passages"] = [_passage_record(p, self.root) for p in item.passages]
