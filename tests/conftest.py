@@ -109,7 +109,9 @@ class AppServer:
         self.log_path = log_path
         env = dict(os.environ, AI_DIGEST_QA_CORPUS_DIR=str(CORPUS),
                    AI_DIGEST_QA_INDEX_DIR=str(index_dir),
-                   AI_DIGEST_QA_FEEDBACK_FILE=str(log_path.parent / "feedback.jsonl"))
+                   AI_DIGEST_QA_FEEDBACK_FILE=str(log_path.parent / "feedback.jsonl"),
+                   # Greedy decoding: the UI tests' answers are the same on every run.
+                   AI_DIGEST_QA_TEMPERATURE="0")
         env.update({f"AI_DIGEST_QA_{k.upper()}": v for k, v in settings.items()})
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
