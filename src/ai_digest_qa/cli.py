@@ -224,6 +224,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("ai_digest_qa").setLevel(logging.INFO)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on itself
     flags = {"ui_host": args.host, "ui_port": args.port, "ui_share": args.share,
              "ui_auth": args.auth}
     launch(load_config(args.config, **{k: v for k, v in flags.items() if v is not None}))
