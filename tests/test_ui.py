@@ -62,6 +62,19 @@ def test_sources_escape_passage_html_and_highlight_the_cited_span() -> None:
     assert 'id="src-1-1"' in html and "cited" in html
 
 
+def test_sources_never_render_markup_or_script_links_from_documents() -> None:
+    passage = {"text": "t", "title": "T", "source": "corpus/x.jsonl", "start": 0, "end": 1,
+               "language": "<img src=x onerror=alert(1)>", "section": None, "chunk_id": "c",
+               "url": "javascript:alert(document.cookie)"}
+    html = render_sources([{"question": "q", "answer": "a", "language": "en",
+                            "passages": [passage]}], "en")
+    assert "<img" not in html and "&lt;img" in html
+    assert 'href="javascript' not in html and "<code>javascript:alert" in html
+    passage["url"] = 123  # a malformed metadata value is shown, not a crash
+    assert "<code>123</code>" in render_sources(
+        [{"question": "q", "answer": "a", "language": "en", "passages": [passage]}], "en")
+
+
 def test_only_loopback_hosts_count_as_private() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
@@ -99,6 +112,16 @@ def test_a_follow_up_uses_the_conversation(chat_app: ChatApp) -> None:
     assert len(turns) == 2 and len(messages) == 4
     assert "27.03" in turns[1]["answer"] or "27.03" in sources
     assert 'id="src-2-1"' in sources and 'id="src-1-1"' in sources  # both turns kept
+
+
+def test_new_conversation_during_an_answer_is_not_overwritten(chat_app: ChatApp) -> None:
+    request = _request(session="renewer")
+    stream = chat_app.answer("What is direct preference optimization?", "extractive", 4, [],
+                             request)
+    next(stream)  # the question is on screen, the answer on its way
+    assert chat_app.new_conversation(request)[0] == []
+    rest = list(stream)
+    assert not any(isinstance(out[3], list) for out in rest)  # the old turns never return
 
 
 def test_feedback_is_appended_to_the_local_file(chat_app: ChatApp) -> None:

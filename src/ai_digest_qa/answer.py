@@ -255,8 +255,8 @@ def attribute_citations(text: str, passages: Sequence[Passage]) -> str:
 
 
 def unsupported_claims(text: str, citations: Sequence[Citation], question: str) -> list[str]:
-    """Numbers and Latin-script names in ``text`` found in neither the cited passages nor
-    the question: the signs of a hallucinated answer."""
+    """Numbers, Latin-script names and Chinese proper names (jieba) in ``text`` found in
+    neither the cited passages nor the question: the signs of a hallucinated answer."""
     body = _MARKER.sub(" ", text)
     support = " ".join(c.passage.text + " " + c.passage.title for c in citations) + " " + question
     support_squashed = re.sub(r"[\s,]", "", support).lower()
@@ -315,7 +315,7 @@ class Answerer:
         started = time.perf_counter()
         language = detect_language(question)
         timings: dict[str, float] = {}
-        standalone = self._standalone(question, history or (), language)
+        standalone = self._standalone(question, history or (), language, cancel)
         timings["condense"] = time.perf_counter() - started
         passages = self.retriever.run(standalone, top_k or self.config.answer_top_k)
         timings["retrieval"] = time.perf_counter() - started - timings["condense"]
@@ -397,7 +397,8 @@ class Answerer:
 
     # -- steps --
 
-    def _standalone(self, question: str, history: History, language: str) -> str:
+    def _standalone(self, question: str, history: History, language: str,
+                    cancel: threading.Event | None = None) -> str:
         """The follow-up rewritten as a standalone question (LLM, else the last turns)."""
         if not history:
             return question
@@ -407,6 +408,7 @@ class Answerer:
             return fallback
         try:
             text = "".join(self.llm.stream(condense_messages(history, question, language),
+                                           cancel=cancel,
                                            max_tokens=80, temperature=0.0,
                                            timeout=min(self.config.llm_timeout, 30.0)))
         except LLMError:

@@ -62,7 +62,8 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-baseline", action="store_true",
                        help="skip the llama-index baseline's retrieval latency")
     bench.add_argument("--flat-limit", type=int, default=None,
-                       help="largest corpus searched exactly (default 50000)")
+                       help="largest synthetic corpus the scale test searches exactly "
+                            "(default 50000, as the live index)")
 
     search = commands.add_parser("search", help="retrieve passages for a question")
     search.add_argument("question")

@@ -7,9 +7,9 @@ fills as soon as retrieval is done, the answer streams in, and each ``[n]`` in i
 to its passage with the supporting sentence highlighted.
 
 Gradio's chat component is used as is; what it lacks is wrapped here: a per-session stop
-that really ends llama.cpp generation (Gradio's ``cancels`` only abandons the Python
-generator), citation links that scroll to a card instead of opening a new tab, and
-interface text that follows the browser's language (Gradio's ``I18n``).
+that ends llama.cpp generation at the next token and keeps the partial answer (Gradio's
+``cancels`` would drop it), citation links that scroll to a card instead of opening a new
+tab, and interface text that follows the browser's language (Gradio's ``I18n``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gradio as gr
+import numpy as np
 
 from .answer import Answer, Citation, Retrieval
 from .assistant import Assistant, QuestionError, validate_question
@@ -193,17 +196,21 @@ def _highlighted(text: str, span: list[int] | tuple[int, int] | None) -> str:
 def render_source_card(turn: int, number: int, passage: dict[str, Any],
                        citation: dict[str, Any] | None, language: str) -> str:
     words = MESSAGES[language]
-    location = (f'<a href="{html.escape(passage["url"])}" target="_blank" '
-                f'rel="noopener noreferrer">{html.escape(passage["url"])}</a>'
-                if passage.get("url") else f'<code>{html.escape(passage["source"])}</code>')
+    url = str(passage.get("url") or "")
+    if urlsplit(url).scheme in ("http", "https"):  # never a javascript: or data: link
+        location = (f'<a href="{html.escape(url)}" target="_blank" '
+                    f'rel="noopener noreferrer">{html.escape(url)}</a>')
+    else:
+        location = f'<code>{html.escape(url or str(passage["source"]))}</code>'
+    language_badge = html.escape(str(passage.get("language", "")))
     section = (f' · {html.escape(passage["section"])}' if passage.get("section") else "")
     status = words["cited"] if citation else words["not_cited"]
     classes = "src-card cited" if citation else "src-card"
     return (
         f'<div class="{classes}" id="src-{turn}-{number}">'
         f'<div class="src-head"><span class="src-num">[{number}]</span> '
-        f'<span class="src-title">{html.escape(passage["title"])}</span></div>'
-        f'<div class="src-loc"><span class="src-badge">{passage["language"]}</span>'
+        f'<span class="src-title">{html.escape(str(passage["title"]))}</span></div>'
+        f'<div class="src-loc"><span class="src-badge">{language_badge}</span>'
         f'<span class="src-badge src-status">{status}</span> {location}{section} · '
         f'{words["chars"].format(start=passage["start"], end=passage["end"])}</div>'
         f'<div class="src-text">{_highlighted(passage["text"], citation and citation["span"])}'
@@ -282,6 +289,8 @@ class Warmup:
             self.assistant.ensure_index(progress=self._progress)
             self.assistant.retriever  # noqa: B018 - load the retriever before the first user
             self.store = self.assistant.store
+            # A large store builds its approximate index on the first search: do it now.
+            self.store.dense_search(np.zeros(self.store.manifest.dimension, np.float32), 1)
         except Exception as exc:  # noqa: BLE001 - shown on the page, logged in full
             log.exception("building the index failed")
             self.error = str(exc) or type(exc).__name__
@@ -404,6 +413,9 @@ class ChatApp:
         self.warmup = warmup or Warmup(assistant, load_llm=False).start()
         self.feedback = FeedbackLog(self.config.feedback_file)  # type: ignore[arg-type]
         self._cancels: dict[str, threading.Event] = {}
+        # Bumped by "New conversation": a running answer of an older conversation then
+        # stops drawing, instead of writing the cleared chat back.
+        self._epochs: dict[str, int] = {}
         self._cancels_lock = threading.Lock()
         self.blocks = self._build()
 
@@ -414,6 +426,14 @@ class ChatApp:
         """Stream one answer: (chat messages, question box, sources HTML, turns)."""
         ui_language = request_language(request)
         turns = list(turns or [])
+        session = request.session_hash or ""
+        with self._cancels_lock:  # before the first yield: a click may come right after it
+            epoch = self._epochs.get(session, 0)
+            cancel = self._cancels[session] = threading.Event()
+
+        def current() -> bool:
+            return self._epochs.get(session, 0) == epoch
+
         try:
             cleaned = validate_question(question, self.config.max_question_chars)
         except QuestionError as exc:
@@ -421,6 +441,8 @@ class ChatApp:
                     else MESSAGES[ui_language]["invalid"].format(error=exc))
             turns.append({"question": str(question or "")[:200], "answer": text,
                           "language": ui_language, "passages": [], "error": True})
+            with self._cancels_lock:
+                self._cancels.pop(session, None)
             yield chat_messages(turns), gr.skip(), gr.skip(), turns
             return
         language = detect_language(cleaned)
@@ -432,35 +454,40 @@ class ChatApp:
         turns.append(record)
         yield chat_messages(turns), "", render_sources(turns, ui_language), turns
 
-        cancel = threading.Event()
-        session = request.session_hash or ""
-        with self._cancels_lock:
-            self._cancels[session] = cancel
         try:
-            while not self.warmup.index_ready.wait(0.5):
+            while not self.warmup.index_ready.wait(0.5) and not cancel.is_set():
                 record["answer"] = words["waiting_index"].format(
                     progress=f"{self.warmup.done}/{self.warmup.total or '?'}")
                 yield chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
+            if self.warmup.phase == "failed":  # say so; do not retry the build per question
+                raise RuntimeError(self.warmup.error or "the index could not be built")
             pieces: list[str] = []
             last_yield = 0.0
-            for item in self.assistant.ask_stream(
-                    cleaned, history=history[-3:], top_k=passages_per_answer, llm=mode,
-                    cancel=cancel,
-                    include_retrieval=True):
-                if isinstance(item, Retrieval):
-                    record["passages"] = [_passage_record(p, self.root) for p in item.passages]
-                    record["answer"] = words["writing"].format(n=len(item.passages))
-                    yield chat_messages(turns), gr.skip(), render_sources(turns, ui_language), \
-                        gr.skip()
-                elif isinstance(item, Answer):
-                    self._finish(record, item)
-                else:
-                    pieces.append(item)
-                    record["answer"] = "".join(pieces)
-                    now = time.monotonic()
-                    if now - last_yield > 0.08:  # ~12 updates/s are smooth and cheap
-                        last_yield = now
-                        yield chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
+            items = self.assistant.ask_stream(
+                cleaned, history=history[-3:], top_k=passages_per_answer, llm=mode,
+                cancel=cancel, include_retrieval=True)
+            # closing(): leaving early (stop, new conversation, a closed page) ends the
+            # LLM's generation at once, not when the generator is garbage-collected.
+            with closing(items):
+                for item in items:
+                    if not current():
+                        cancel.set()
+                        return
+                    if isinstance(item, Retrieval):
+                        record["passages"] = [_passage_record(p, self.root)
+                                              for p in item.passages]
+                        record["answer"] = words["writing"].format(n=len(item.passages))
+                        yield (chat_messages(turns), gr.skip(),
+                               render_sources(turns, ui_language), gr.skip())
+                    elif isinstance(item, Answer):
+                        self._finish(record, item)
+                    else:
+                        pieces.append(item)
+                        record["answer"] = "".join(pieces)
+                        now = time.monotonic()
+                        if now - last_yield > 0.08:  # ~12 updates/s are smooth and cheap
+                            last_yield = now
+                            yield chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
         except QuestionError as exc:
             record.update(answer=words["invalid"].format(error=exc), error=True, passages=[])
         except Exception as exc:  # noqa: BLE001 - a readable message, never a traceback
@@ -471,7 +498,8 @@ class ChatApp:
             with self._cancels_lock:
                 if self._cancels.get(session) is cancel:
                     del self._cancels[session]
-        yield chat_messages(turns), gr.skip(), render_sources(turns, ui_language), turns
+        if current():
+            yield chat_messages(turns), gr.skip(), render_sources(turns, ui_language), turns
 
     def _finish(self, record: dict[str, Any], answer: Answer) -> None:
         record.update(
@@ -488,6 +516,9 @@ class ChatApp:
             cancel.set()
 
     def new_conversation(self, request: gr.Request) -> tuple[Any, Any, Any, Any]:
+        with self._cancels_lock:
+            session = request.session_hash or ""
+            self._epochs[session] = self._epochs.get(session, 0) + 1
         self.stop(request)
         return [], "", render_sources([], request_language(request)), []
 
@@ -600,10 +631,10 @@ def launch(config: Config | None = None, *, block: bool = True) -> ChatApp:
     app = ChatApp(assistant, Warmup(assistant, load_llm=config.llm_backend != "extractive")
                   .start())
     auth = tuple(config.ui_auth.split(":", 1)) if config.ui_auth else None
-    if not is_loopback(config.ui_host) and auth is None:
-        log.warning("The UI listens on %s, reachable from other machines, with no "
-                    "password: set ui_auth = \"user:password\" (AI_DIGEST_QA_UI_AUTH).",
-                    config.ui_host)
+    if (config.ui_share or not is_loopback(config.ui_host)) and auth is None:
+        log.warning("The UI is reachable from other machines (%s) with no password: set "
+                    "ui_auth = \"user:password\" (AI_DIGEST_QA_UI_AUTH).",
+                    "a public share link" if config.ui_share else config.ui_host)
     app.blocks.queue(max_size=config.ui_queue_size,
                      default_concurrency_limit=config.ui_concurrency)
     app.blocks.launch(
