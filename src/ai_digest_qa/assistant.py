@@ -254,6 +254,9 @@ def validate_question(question: object, max_chars: int = MAX_QUESTION_CHARS) -> 
     cleaned = cleaned.encode("utf-8", "replace").decode("utf-8").strip()
     if not cleaned:
         raise QuestionError("The question is empty; type a question in Chinese or English.")
+    if not any(ch.isalnum() for ch in cleaned):  # only emoji or punctuation: nothing to search
+        raise QuestionError("The question has no words, only symbols; ask it in Chinese or "
+                            "English words.")
     if len(cleaned) > max_chars:
         raise QuestionError(
             f"The question is {len(cleaned)} characters long; the limit is "
