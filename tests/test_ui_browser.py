@@ -72,13 +72,19 @@ def _click_first_citation(page) -> None:
     assert len(page.context.pages) == 1  # the link scrolled, it opened no tab
 
 
+def _open(browser, url: str, locale: str, ready: str):
+    """A fresh page in ``locale``, once the app's status says ``ready``."""
+    OUTPUT.mkdir(exist_ok=True)
+    context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector(f"#status :text('{ready}')", timeout=120_000)
+    return context, page
+
+
 def test_question_streams_sources_then_answer_and_citations_open_passages(app_server,
                                                                            browser) -> None:
-    OUTPUT.mkdir(exist_ok=True)
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.goto(app_server.url)
-    page.wait_for_selector("#status :text('Ready')", timeout=120_000)
+    context, page = _open(browser, app_server.url, "en-US", "Ready")
     assert page.locator("#send").inner_text().strip() == "Send"
     timing = _ask_and_watch(page, "What alignment method was used to train Zephyr-7B?")
     assert timing["sources"] < timing["answer"]
@@ -96,11 +102,7 @@ def test_question_streams_sources_then_answer_and_citations_open_passages(app_se
 
 
 def test_chinese_browser_gets_a_chinese_interface_and_answer(app_server, browser) -> None:
-    OUTPUT.mkdir(exist_ok=True)
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.goto(app_server.url)
-    page.wait_for_selector("#status :text('已就绪')", timeout=120_000)
+    context, page = _open(browser, app_server.url, "zh-CN", "已就绪")
     assert page.locator("#send").inner_text().strip() == "发送"
     timing = _ask_and_watch(page, "Llama 2在透明度指数中得了多少分?")
     assert timing["sources"] < timing["answer"]

@@ -89,7 +89,7 @@ class Answer:
     notice: str | None = None
 
 
-_MARKER = re.compile(r"\[(\d{1,2})\]")
+CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")  # [1] .. [99] in answer text
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _LATIN_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*\b")
 _EN_SALIENT = re.compile(
@@ -164,10 +164,10 @@ def cite(text: str, passages: Sequence[Passage]) -> list[Citation]:
     claims: dict[str, list[str]] = {}
     claim = ""
     for sentence in split_sentences(text):
-        body = _MARKER.sub(" ", sentence)
+        body = CITATION_MARKER.sub(" ", sentence)
         if any(ch.isalnum() for ch in body):
             claim = body  # a marker after the full stop ("... 2024. [1]") cites the sentence
-        for match in _MARKER.finditer(sentence):
+        for match in CITATION_MARKER.finditer(sentence):
             number = int(match.group(1))
             if 1 <= number <= len(passages):
                 claims.setdefault(match.group(0), []).append(claim)
@@ -244,7 +244,7 @@ def attribute_citations(text: str, passages: Sequence[Passage]) -> str:
     out = []
     for sentence in split_sentences(text):
         body = sentence.rstrip()
-        if body and not _MARKER.search(body) and sum(ch.isalnum() for ch in body) >= 2:
+        if body and not CITATION_MARKER.search(body) and sum(ch.isalnum() for ch in body) >= 2:
             terms = set(keyword_tokens(body))
             overlaps = [len(terms & candidate) for candidate in passage_terms]
             best = max(range(len(passages)), key=lambda i: overlaps[i]) if passages else -1
@@ -257,7 +257,7 @@ def attribute_citations(text: str, passages: Sequence[Passage]) -> str:
 def unsupported_claims(text: str, citations: Sequence[Citation], question: str) -> list[str]:
     """Numbers, Latin-script names and Chinese proper names (jieba) in ``text`` found in
     neither the cited passages nor the question: the signs of a hallucinated answer."""
-    body = _MARKER.sub(" ", text)
+    body = CITATION_MARKER.sub(" ", text)
     support = " ".join(c.passage.text + " " + c.passage.title for c in citations) + " " + question
     support_squashed = re.sub(r"[\s,]", "", support).lower()
     problems = []
@@ -371,7 +371,7 @@ class Answerer:
         if notice is None:
             text = attribute_citations(text, passages)
             citations = cite(text, passages)
-            content = _MARKER.sub("", text)
+            content = CITATION_MARKER.sub("", text)
             if sum(ch.isalnum() for ch in content) < 2:
                 notice = ("the model gave no answer text" if language == "en"
                           else "模型没有给出回答内容")

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import gradio as gr
 import numpy as np
 
-from .answer import Answer, Citation, Retrieval
+from .answer import CITATION_MARKER, Answer, Citation, Retrieval
 from .assistant import Assistant, QuestionError, validate_question
 from .config import Config, load_config
 from .index import IndexStore
@@ -149,9 +149,6 @@ def request_language(request: gr.Request | None) -> str:
 
 # --- rendering ------------------------------------------------------------------------
 
-_MARKER = re.compile(r"\[(\d{1,2})\]")
-
-
 def link_citations(text: str, turn: int, passages: int) -> str:
     """Markdown with each valid ``[n]`` turned into a link to source card ``n`` of ``turn``."""
     def link(match: re.Match[str]) -> str:
@@ -159,7 +156,7 @@ def link_citations(text: str, turn: int, passages: int) -> str:
         if not 1 <= number <= passages:
             return match.group(0)
         return f'<a class="cite" href="#src-{turn}-{number}">[{number}]</a>'
-    return _MARKER.sub(link, text)
+    return CITATION_MARKER.sub(link, text)
 
 
 def render_answer(turn: int, record: dict[str, Any]) -> str:
@@ -488,8 +485,6 @@ class ChatApp:
                         if now - last_yield > 0.08:  # ~12 updates/s are smooth and cheap
                             last_yield = now
                             yield chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
-        except QuestionError as exc:
-            record.update(answer=words["invalid"].format(error=exc), error=True, passages=[])
         except Exception as exc:  # noqa: BLE001 - a readable message, never a traceback
             log.exception("answering %r failed", cleaned)
             record.update(answer=words["failed"].format(error=f"{type(exc).__name__}: {exc}"),
