@@ -63,6 +63,11 @@ def test_numbers_and_names_must_come_from_the_cited_passages():
     assert unsupported_claims("ICML 在北京举办。 [1]", vienna, "") == ["北京"]
     assert unsupported_claims("ICML 2024 在维也纳举办。 [1]", vienna, "ICML 2024 在哪个城市举办?") \
         == []
+    # A Latin name glued to Chinese text (no space) is still checked.
+    dpo = [Citation("[1]", _passage("直接偏好优化(DPO)绕过了奖励模型。"))]
+    assert unsupported_claims("FAISS绕过了奖励模型。[1]", dpo, "直接偏好优化绕过了什么?") \
+        == ["FAISS"]
+    assert unsupported_claims("DPO绕过了奖励模型。[1]", dpo, "") == []
 
 
 def test_unknown_names_are_found(corpus_assistant):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ai_digest_qa.corpus import DocumentError, decode_text, discover, load_file
-from conftest import CORPUS
+from conftest import CORPUS, tiny_pdf
 
 TEXT = "大模型的幻觉问题仍未解决。Hallucination is still unsolved.\n"
 
@@ -86,7 +86,7 @@ def test_malformed_jsonl_line_is_reported(tmp_path: Path):
 
 def test_pdf_text_is_extracted(tmp_path: Path):
     path = tmp_path / "paper.pdf"
-    path.write_bytes(_tiny_pdf("Sparse experts scale language models."))
+    path.write_bytes(tiny_pdf("Sparse experts scale language models."))
     [document] = load_file(path, "paper")
     assert "Sparse experts scale language models." in document.text
     assert document.sections[0].heading == "p. 1"
@@ -94,7 +94,7 @@ def test_pdf_text_is_extracted(tmp_path: Path):
 
 def test_truncated_pdf_gives_a_clear_error(tmp_path: Path):
     path = tmp_path / "broken.pdf"
-    path.write_bytes(_tiny_pdf("hello")[:60])
+    path.write_bytes(tiny_pdf("hello")[:60])
     with pytest.raises(DocumentError, match="PDF"):
         load_file(path, "broken")
 
@@ -112,28 +112,3 @@ def test_discover_skips_hidden_meta_and_symlink_loops(tmp_path: Path):
     found = discover([tmp_path], tmp_path, problems)
     assert [f.path.name for f in found] == ["a.txt", "b.md"]
     assert any("symlink loop" in reason for _, reason in problems)
-
-
-def _tiny_pdf(text: str) -> bytes:
-    """A one-page PDF with ``text`` in Helvetica, written by hand (no PDF library needed)."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
-    return bytes(out)

@@ -1,15 +1,18 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ai_digest_qa.index import CURRENT_FILE, IndexStore
-from conftest import make_assistant
+from conftest import make_assistant, tiny_pdf
 
 
 def test_incremental_add_modify_delete(small_corpus: Path, tmp_path: Path):
@@ -65,13 +68,111 @@ def test_user_paths_are_added_remembered_and_dropped(small_corpus, tmp_path):
     assert any(r.endswith("note.md") for r in gone.removed)
 
 
-def test_bad_files_are_skipped_with_reasons_and_good_ones_indexed(small_corpus, tmp_path):
-    (small_corpus / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
-    (small_corpus / "empty.md").write_text("", encoding="utf-8")
+def _encrypted_pdf() -> bytes:
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(200, 200)
+    writer.encrypt("secret", algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_messy_folder_is_summarised_per_file_and_every_good_file_indexed(
+        small_corpus, tmp_path):
+    """The corpus-file matrix: each bad file is skipped with its own reason, nothing else
+    is lost, and a later run with the good files unchanged embeds nothing."""
+    bad = {
+        "empty.md": b"",
+        "binary.txt": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50,
+        "truncated.pdf": tiny_pdf("cut short")[:60],
+        "encrypted.pdf": _encrypted_pdf(),
+        "tags-only.html": b"<html><body><div><span></span></div></body></html>",
+        "huge.txt": ("大模型 large model " * 40 + "\n").encode() * 80_000,  # ~51 MB
+    }
+    for name, data in bad.items():
+        (small_corpus / name).write_bytes(data)
+    assert (small_corpus / "huge.txt").stat().st_size > 50e6
+    good_extra = {
+        # GBK without a BOM, and HTML with unclosed tags: both must still be indexed.
+        "gbk.txt": "检索增强生成\n\n检索增强生成把检索到的段落交给模型作答。\n".encode("gbk"),
+        "malformed.html": b"<html><title>RAG notes<body><h1>RAG<p>Retrieval augmented "
+                          b"generation grounds answers <b>in passages<p>unclosed <i>tags",
+    }
+    for name, data in good_extra.items():
+        (small_corpus / name).write_bytes(data)
+    (small_corpus / "loop").symlink_to(small_corpus)
+    (small_corpus / "dangling.md").symlink_to(small_corpus / "missing.md")
+    os.mkfifo(small_corpus / "pipe.txt")  # reading a FIFO would block forever
+
+    started = time.monotonic()
     report = make_assistant(small_corpus, tmp_path / "index").ensure_index()
-    reasons = dict((Path(p).name, r) for p, r in report.skipped)
-    assert "binary" in reasons["binary.txt"] and "no text" in reasons["empty.md"]
-    assert len(report.added) == 3
+    seconds = time.monotonic() - started
+    reasons = {Path(p).name: r for p, r in report.skipped}
+    assert "binary" in reasons["binary.txt"]
+    assert "no text" in reasons["empty.md"]
+    assert "no text" in reasons["tags-only.html"]
+    assert "cannot read the PDF" in reasons["truncated.pdf"]
+    assert "encrypted" in reasons["encrypted.pdf"]
+    assert "limit (max_file_mb)" in reasons["huge.txt"]
+    assert "symlink loop" in reasons["loop"]
+    assert "No such file" in reasons["dangling.md"]
+    assert "not a regular file" in reasons["pipe.txt"]
+    assert sorted(Path(d).name for d in report.added) == [
+        "dpo.txt", "faiss.md", "gbk.txt", "malformed.html", "moe.txt"]
+    assert seconds < 120, "the 50 MB file must be refused by size, not read and embedded"
+    summary = report.summary()
+    for name in [*bad, "loop", "dangling.md", "pipe.txt"]:
+        assert name in summary
+
+    again = make_assistant(small_corpus, tmp_path / "index")
+    assert again.ensure_index().chunks_embedded == 0
+    [gbk_hit] = [p for p in again.retrieve("检索增强生成是什么", top_k=3)
+                 if p.doc_id.endswith("gbk.txt")]
+    assert "段落" in gbk_hit.text
+    assert any(p.doc_id.endswith("malformed.html")
+               for p in again.retrieve("retrieval augmented generation", top_k=3))
+
+
+def _drop_file_permission_override() -> None:
+    """Drop CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2) from the bounding set, so the
+    exec'd interpreter runs as a root that obeys file modes."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_an_unreadable_file_is_reported_and_the_rest_indexed(tmp_path):
+    """Root reads any file, so the check runs in a subprocess that, when started as root,
+    first gives up the capabilities that bypass file permissions."""
+    folder = Path(tempfile.mkdtemp(prefix="unreadable-"))
+    try:
+        folder.chmod(0o755)
+        (folder / "ok.txt").write_text("readable text", encoding="utf-8")
+        secret = folder / "secret.txt"
+        secret.write_text("private", encoding="utf-8")
+        secret.chmod(0o000)
+        script = ("import sys; from pathlib import Path; from ai_digest_qa.corpus import discover;"
+                  "p = []; f = discover([Path(sys.argv[1])], Path(sys.argv[1]), p);"
+                  "print([x.path.name for x in f]); print(p)")
+        as_plain_user = {"preexec_fn": _drop_file_permission_override} if os.geteuid() == 0 else {}
+        src = Path(__file__).resolve().parents[1] / "src"
+        result = subprocess.run([sys.executable, "-c", script, str(folder)], text=True,
+                                capture_output=True, timeout=60, cwd="/",
+                                env={**os.environ, "PYTHONPATH": str(src)}, **as_plain_user)
+        assert result.returncode == 0, result.stderr
+        found, problems = result.stdout.splitlines()
+        assert found == "['ok.txt']"
+        assert "secret.txt" in problems and "not readable" in problems
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_changed_settings_trigger_a_rebuild(small_corpus, tmp_path):
@@ -121,16 +222,45 @@ def test_changed_embedder_rebuilds_instead_of_mixing_vectors(small_corpus, tmp_p
         "faiss.md")
 
 
-def test_damaged_index_is_detected_and_rebuilt(small_corpus, tmp_path):
+INDEX_FILES = ["vectors/default__vector_store.json", "vectors/id_map.json", "chunks.jsonl",
+               "documents.jsonl", "manifest.json", "keyword/vocab.index.json",
+               "keyword/data.csc.index.npy", "keyword/chunk_ids.json", "../CURRENT"]
+
+
+def _damage(path: Path, how: str) -> None:
+    if how == "missing":
+        path.unlink()
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 3)])
+    else:  # same length, garbage bytes
+        path.write_bytes(bytes((7 * i + 13) % 256 for i in range(path.stat().st_size)))
+
+
+@pytest.mark.parametrize("how", ["missing", "truncated", "garbage"])
+@pytest.mark.parametrize("name", INDEX_FILES)
+def test_damaged_index_files_are_detected_and_rebuilt(small_corpus, tmp_path, name, how):
     index_dir = tmp_path / "index"
     make_assistant(small_corpus, index_dir).ensure_index()
-    generation = IndexStore.current_generation(index_dir)
-    vectors = generation / "vectors" / "default__vector_store.json"
-    vectors.write_bytes(vectors.read_bytes()[:100])  # truncated FAISS file
+    _damage(IndexStore.current_generation(index_dir) / name, how)
     assistant = make_assistant(small_corpus, index_dir)
     report = assistant.ensure_index()
-    assert "damaged" in (report.rebuilt_because or "")
-    assert assistant.retrieve("FAISS", top_k=1)[0].doc_id.endswith("faiss.md")
+    assert report.rebuilt_because or assistant.store.keywords_rebuilt, report.summary()
+    assert assistant.retrieve("FAISS similarity search", top_k=1)[0].doc_id.endswith("faiss.md")
+    assert assistant.retrieve("偏好优化", top_k=1)[0].doc_id.endswith("dpo.txt")
+    # The repaired index loads cleanly the next time.
+    assert make_assistant(small_corpus, index_dir).ensure_index().rebuilt_because is None
+
+
+def test_the_live_pointer_never_leads_outside_the_index_folder(tmp_path):
+    index_dir = tmp_path / "index"
+    (tmp_path / "elsewhere").mkdir()
+    index_dir.mkdir()
+    for name in ("../elsewhere", "/etc", "gen-x/../../elsewhere", ""):
+        (index_dir / CURRENT_FILE).write_text(name, encoding="utf-8")
+        assert IndexStore.current_generation(index_dir) is None, name
+    (index_dir / "gen-1").mkdir()
+    (index_dir / CURRENT_FILE).write_text("gen-1\n", encoding="utf-8")
+    assert IndexStore.current_generation(index_dir) == index_dir / "gen-1"
 
 
 def test_inconsistent_index_is_detected(small_corpus, tmp_path):

@@ -91,7 +91,9 @@ class Answer:
 
 CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")  # [1] .. [99] in answer text
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_LATIN_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*\b")
+# Lookarounds, not \b: CJK characters count as word characters, so \b finds no edge in
+# "FAISS绕过了" and a wrong name glued to Chinese text would go unchecked.
+_LATIN_NAME = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*(?![A-Za-z0-9])")
 _EN_SALIENT = re.compile(
     r"(?<![A-Za-z0-9])(?:[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*|[a-z]*\d[A-Za-z0-9-]*)"
     r"(?![A-Za-z0-9])")

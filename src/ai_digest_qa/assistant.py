@@ -116,7 +116,7 @@ class Assistant:
                 progress = progress_printer("embedding")
             store.update(self._sources(store.manifest), config.corpus_dir.parent,
                          _LazyEmbedder(self), chunker, config.embedding_batch_size,
-                         progress, report)
+                         progress, report, max_file_bytes=int(config.max_file_mb * 1e6))
             if (report.changed or report.fingerprints_refreshed or store.generation is None
                     or store.keywords_rebuilt or remove_paths):
                 store.save(config.index_dir)

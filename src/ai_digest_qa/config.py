@@ -105,6 +105,9 @@ class Config:
     verify_answers: bool = True
     # Longer questions are rejected with a message saying how long they may be.
     max_question_chars: int = 4000
+    # Bigger files are skipped with a reason: embedding runs at ~4 chunks/s on 2 cores, so a
+    # 50 MB text would take hours. Split such a file, or raise the limit knowingly.
+    max_file_mb: float = 10.0
 
     # Web UI (``python app.py`` / ``ai-digest-qa serve``). Loopback unless told otherwise;
     # ui_auth is "user:password" (required in spirit whenever ui_host is not loopback).
@@ -154,6 +157,8 @@ class Config:
                 f"chunk_overlap must be >= 0 and smaller than chunk_size "
                 f"({self.chunk_overlap} vs {self.chunk_size})."
             )
+        if self.max_file_mb <= 0:
+            raise ConfigError(f"max_file_mb must be > 0, got {self.max_file_mb}.")
         if self.dense_weight < 0 or self.keyword_weight < 0:
             raise ConfigError("dense_weight and keyword_weight must be >= 0.")
         if not 0 <= self.ui_port <= 65535:

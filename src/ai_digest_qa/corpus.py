@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from .cleaning import clean_text
@@ -162,8 +163,6 @@ def _html_to_text(html: str) -> tuple[str, list[Section], str | None]:
         tag.decompose()
     title_tag = soup.find("title")
     page_title = title_tag.get_text(" ", strip=True) if title_tag else None
-    blocks = ("p", "div", "li", "tr", "br", "section", "article", "blockquote", "pre",
-              "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "dd", "dt")
     parts: list[str] = []
     sections: list[Section] = []
     length = 0
@@ -183,7 +182,6 @@ def _html_to_text(html: str) -> tuple[str, list[Section], str | None]:
     if not parts:  # pages without block markup: fall back to all text
         text = body.get_text("\n", strip=True)
         return text, [], page_title
-    del blocks
     return "\n\n".join(parts), sections, page_title
 
 
@@ -396,6 +394,9 @@ def discover(
                 stat = resolved.stat()
             except OSError as exc:
                 problems.append((str(path), exc.strerror or str(exc)))
+                continue
+            if not S_ISREG(stat.st_mode):  # a FIFO named .txt would block the reader forever
+                problems.append((str(path), "not a regular file"))
                 continue
             if not os.access(resolved, os.R_OK):
                 problems.append((str(path), "not readable (permission denied)"))

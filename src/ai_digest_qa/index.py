@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -358,11 +359,15 @@ class IndexStore:
     @staticmethod
     def current_generation(index_dir: Path) -> Path | None:
         pointer = index_dir / CURRENT_FILE
-        if not pointer.is_file():
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):  # missing or garbage: there is no live index
             return None
-        name = pointer.read_text(encoding="utf-8").strip()
+        # Only a generation folder of this index, never a path that leads elsewhere.
+        if not re.fullmatch(r"gen-[\w.-]+", name) or name in (".", ".."):
+            return None
         folder = index_dir / name
-        return folder if name and folder.is_dir() else None
+        return folder if folder.is_dir() else None
 
     @staticmethod
     def read_manifest(index_dir: Path) -> Manifest | None:
@@ -392,7 +397,8 @@ class IndexStore:
                 store.chunks[chunk.chunk_id] = ChunkRecord(chunk, row["embed_hash"])
             store.vectors = _faiss_store_class().from_persist_dir(str(folder / "vectors"))
             store.keywords = KeywordIndex.load(folder / "keyword")
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        # SyntaxError: llama-index's FAISS store parses its id map with ast.literal_eval.
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SyntaxError) as exc:
             raise IndexCorruptError(
                 f"The index in {folder} is damaged ({type(exc).__name__}: {exc}); "
                 "it will be rebuilt (or run `ai-digest-qa index --rebuild`)."
@@ -485,8 +491,13 @@ class IndexStore:
         batch_size: int = 16,
         progress: Callable[[int, int], None] | None = None,
         report: UpdateReport | None = None,
+        max_file_bytes: int | None = None,
     ) -> UpdateReport:
-        """Bring the index in line with the files under ``sources``; only changes are embedded."""
+        """Bring the index in line with the files under ``sources``; only changes are embedded.
+
+        Files larger than ``max_file_bytes`` are skipped with a reason (their indexed
+        version, if any, is kept).
+        """
         started = time.perf_counter()
         report = report or UpdateReport()
         problems: list[tuple[str, str]] = []
@@ -504,6 +515,15 @@ class IndexStore:
             if old and old.size == source.size and old.mtime_ns == source.mtime_ns:
                 new_files[key] = old
                 kept_doc_ids.update(old.doc_ids)
+                continue
+            if max_file_bytes is not None and source.size > max_file_bytes:
+                reason = (f"{source.size / 1e6:.1f} MB is over the {max_file_bytes / 1e6:g} MB "
+                          "limit (max_file_mb); split the file or raise the limit")
+                if old:
+                    reason += " (kept the previously indexed version)"
+                    new_files[key] = old
+                    kept_doc_ids.update(old.doc_ids)
+                report.skipped.append((key, reason))
                 continue
             digest = source.sha256()
             if old and old.sha256 == digest:
