@@ -2,6 +2,8 @@
 and its failure modes: server down, too slow, malformed replies."""
 
 import http.server
+import json
+import logging
 import socket
 import subprocess
 import sys
@@ -83,6 +85,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.behaviour == "slow":
             time.sleep(5)
             return
+        if self.behaviour == "echo-key":  # like OpenAI's "Incorrect API key provided: ..."
+            body = json.dumps({"error": {"message": "Incorrect API key provided: "
+                                         + self.headers.get("Authorization", "")}}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -127,3 +138,34 @@ def test_malformed_reply_is_an_error_and_falls_back(faulty_server, corpus_assist
     answer = _hosted(corpus_assistant, url).ask("ICML 2024 在哪里举行?")
     assert answer.mode == "extractive" and answer.language == "zh"
     assert any("维也纳" in c.passage.text for c in answer.citations)
+
+
+SECRET = "sk-proj-0123456789abcdefSECRET"
+
+
+def test_an_api_key_never_reaches_answers_logs_or_the_ui(faulty_server, corpus_assistant,
+                                                         caplog, tmp_path):
+    """The endpoint echoes the key in its error, as OpenAI does; nothing shows it."""
+    import gradio as gr
+
+    from ai_digest_qa.ui import ChatApp, Warmup
+
+    url = faulty_server("echo-key")
+    config = load_config(corpus_dir=corpus_assistant.config.corpus_dir,
+                         index_dir=corpus_assistant.config.index_dir, llm_backend="openai",
+                         openai_base_url=url, openai_api_key=SECRET,
+                         feedback_file=tmp_path / "feedback.jsonl")
+    assistant = Assistant(config)
+    with caplog.at_level(logging.DEBUG):
+        answer = assistant.ask("How many papers did CVPR 2023 accept?")
+        warmup = Warmup(assistant, load_llm=False).start()
+        assert warmup.index_ready.wait(120)
+        request = gr.Request(session_hash="s", headers={"accept-language": "en"})
+        outputs = list(ChatApp(assistant, warmup).answer(
+            "How many papers did CVPR 2023 accept?", "openai", 4, [], request))
+    assert answer.mode == "extractive" and "HTTP 401" in (answer.notice or "")
+    shown = [answer.text, answer.notice or "", repr(config), repr(assistant.config),
+             json.dumps(outputs, default=str, ensure_ascii=False), caplog.text]
+    for part in (SECRET, SECRET[:12], SECRET[-8:]):
+        assert not any(part in text for text in shown), part
+    assert "401" in json.dumps(outputs, default=str)  # the reason itself is still shown

@@ -223,3 +223,22 @@ def test_concurrent_users_are_queued_and_each_gets_their_own_answer(app_server) 
         assert re.search(expected, answer + sources, re.I), (question, answer)
         assert 'class="cite"' in answer, answer
     assert app_server.log_path.read_text().count("loading local model") == 1
+
+
+@pytest.mark.slow
+def test_the_server_hands_out_no_files_outside_its_own_assets(app_server, corpus_assistant):
+    """Sources are rendered from indexed passages only; no route reads arbitrary paths,
+    not even the corpus or the index (whose manifest lists the user's file paths)."""
+    import httpx
+
+    manifest = next(corpus_assistant.config.index_dir.glob("gen-*/manifest.json"))
+    corpus_file = next(corpus_assistant.config.corpus_dir.rglob("*.txt"))
+    targets = ["/etc/passwd", str(manifest), str(corpus_file), "../../../../etc/passwd",
+               "%2e%2e/%2e%2e/%2e%2e/etc/passwd"]
+    with httpx.Client(base_url=app_server.url, timeout=30) as client:
+        assert client.get("/").status_code == 200
+        for target in targets:
+            for route in ("/gradio_api/file=", "/file=", "/gradio_api/file/", "/static/"):
+                response = client.get(route + target)
+                assert response.status_code in (403, 404, 405), (route, target)
+                assert "root:x:0:0" not in response.text and '"embedder"' not in response.text

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -270,10 +271,20 @@ class OpenAICompatibleLLM:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._api_key = api_key
-        self.name = f"openai:{model}@{self.base_url}"
+        # Credentials in the URL (https://user:token@host) never reach messages or logs.
+        self._shown_url = re.sub(r"//[^/@]*@", "//***@", self.base_url)
+        self.name = f"openai:{model}@{self._shown_url}"
 
     def __repr__(self) -> str:  # never show the key
-        return f"OpenAICompatibleLLM({self.base_url!r}, {self.model!r})"
+        return f"OpenAICompatibleLLM({self._shown_url!r}, {self.model!r})"
+
+    def _redact(self, text: str) -> str:
+        """Error text without the key: some servers echo it ("Incorrect API key: sk-…")."""
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+            if len(self._api_key) > 12:  # partial echoes, e.g. the key's head or tail
+                text = text.replace(self._api_key[:12], "***").replace(self._api_key[-8:], "***")
+        return text.replace(self.base_url, self._shown_url)
 
     def stream(self, messages: list[Message], *, max_tokens: int, temperature: float,
                timeout: float, cancel: threading.Event | None = None) -> Iterator[str]:
@@ -286,6 +297,16 @@ class OpenAICompatibleLLM:
                    "temperature": temperature, "stream": True}
         deadline = time.monotonic() + timeout
         limits = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        try:
+            yield from self._stream(headers, payload, timeout, limits, deadline, cancel)
+        except LLMError as exc:
+            raise type(exc)(self._redact(str(exc))) from None
+
+    def _stream(self, headers: dict[str, str], payload: dict[str, Any], timeout: float,
+                limits: Any, deadline: float,
+                cancel: threading.Event | None) -> Iterator[str]:
+        import httpx
+
         try:
             with httpx.Client(timeout=limits) as client, client.stream(
                     "POST", f"{self.base_url}/chat/completions", json=payload,
