@@ -10,6 +10,6 @@ python3 -m venv .venv
 python -m pip install --quiet --upgrade pip
 # Pin torch before anything that needs it: an unpinned torch pulls CUDA wheels.
 python -m pip install --quiet torch==2.13.0
-python -m pip install --quiet -e ".[st,test]"
+python -m pip install --quiet -e ".[st,milvus,test]"
 ruff check src tests app.py
 python -m pytest -v "$@"

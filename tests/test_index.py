@@ -347,16 +347,14 @@ def test_index_type_is_chosen_by_size_and_approximate_search_finds_the_neighbour
         assert recall > 0.8, (kind, recall)
 
 
-def test_large_stores_search_through_an_approximate_index(small_corpus, tmp_path,
-                                                          monkeypatch):
-    from ai_digest_qa import index as index_module
-
+def test_large_stores_search_through_an_approximate_index(small_corpus, tmp_path):
     assistant = make_assistant(small_corpus, tmp_path / "index")
     store = assistant.store
     query = assistant.embedder.embed_queries(["similarity search of dense vectors"])[0]
     exact = store.dense_search(query, 3)
-    monkeypatch.setattr(index_module, "FLAT_LIMIT", 1)  # as if the corpus were large
+    store.vectors.flat_limit = 1  # as if the corpus were large
     approximate = store.dense_search(query, 3)
-    assert store._ann is not None and type(store._ann[0]).__name__ == "IndexHNSWFlat"
+    ann = store.vectors._ann
+    assert ann is not None and type(ann[0]).__name__ == "IndexHNSWFlat"
     assert [c for c, _ in approximate] == [c for c, _ in exact]
     assert np.allclose([s for _, s in approximate], [s for _, s in exact], atol=1e-5)

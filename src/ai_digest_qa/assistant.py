@@ -26,6 +26,10 @@ from .index import (
 )
 from .llm import ChatLLM, LLMError, make_llm
 from .retrieval import CrossEncoderReranker, HybridRetriever, Passage
+from .vectorstores import MilvusVectors, create_vectors
+
+# Names the Milvus collection an interrupted `migrate --to milvus` was filling.
+MIGRATION_MARKER = ".migration.json"
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -85,11 +89,12 @@ class Assistant:
         chunker = self.chunker()
         report = UpdateReport()
         with self._lock, index_lock(config.index_dir):
-            store = None if rebuild else self._load_or_none(report)
+            store = self._load_or_none(report)
+            replaced = store
             if store is not None:
                 reason = store.manifest.incompatibility(identity, chunker.settings)
-                if reason:
-                    report.rebuilt_because = reason
+                if rebuild or reason:
+                    report.rebuilt_because = reason or "rebuild requested"
                     store = None
             elif rebuild:
                 report.rebuilt_because = "rebuild requested"
@@ -100,8 +105,16 @@ class Assistant:
                     Manifest(embedder=identity, dimension=embedder.dimension,
                              chunking=chunker.settings,
                              sources=previous.sources if previous else []),
-                    embedder.dimension)
+                    embedder.dimension,
+                    create_vectors(config.vector_store, embedder.dimension,
+                                   config.milvus_settings))
+                if replaced is not None and isinstance(replaced.vectors, MilvusVectors):
+                    store.replaced_vectors = replaced.vectors  # dropped once the new is live
                 report.rebuilt_because = report.rebuilt_because or "no index yet"
+            elif store.vectors.kind != config.vector_store:
+                # The user switched backends: copy the vectors over, no re-embedding.
+                report.vectors_moved = f"{store.vectors.kind} -> {config.vector_store}"
+                self._move_vectors(store, config.vector_store, progress)
             sources = list(store.manifest.sources)
             for path in add_paths:
                 resolved = str(path.expanduser().resolve())
@@ -118,16 +131,42 @@ class Assistant:
                          _LazyEmbedder(self), chunker, config.embedding_batch_size,
                          progress, report, max_file_bytes=int(config.max_file_mb * 1e6))
             if (report.changed or report.fingerprints_refreshed or store.generation is None
-                    or store.keywords_rebuilt or remove_paths):
+                    or store.keywords_rebuilt or remove_paths or report.vectors_moved):
                 store.save(config.index_dir)
             self._store = store
             self._retriever = None
             self.last_update = report
             return report
 
+    def migrate(self, to: str, progress: ProgressCallback | None = None) -> UpdateReport:
+        """Move the index's vectors to backend ``to`` ("faiss" or "milvus") without
+        re-embedding; resumable, with a count check at the end. Later runs must use the
+        same ``vector_store`` setting, or the vectors move back."""
+        self.config = replace(self.config, vector_store=to)
+        with self._lock:
+            self._store = None
+            self._retriever = None
+        return self.ensure_index(progress)
+
+    def _move_vectors(self, store: IndexStore, to: str, progress: ProgressCallback | None,
+                      batch: int = 2000) -> None:
+        marker = self.config.index_dir / MIGRATION_MARKER
+        target = None
+        if to == "milvus" and marker.is_file():  # resume an interrupted migration
+            try:
+                target = MilvusVectors.load_named(self.config.milvus_settings, marker)
+            except (OSError, ValueError, KeyError):
+                target = None
+        if target is None:
+            target = create_vectors(to, store.manifest.dimension, self.config.milvus_settings)
+            if isinstance(target, MilvusVectors):
+                target.write_info(marker)
+        store.migrate_vectors(target, progress, batch)
+        marker.unlink(missing_ok=True)
+
     def _load_or_none(self, report: UpdateReport) -> IndexStore | None:
         try:
-            return IndexStore.load(self.config.index_dir)
+            return IndexStore.load(self.config.index_dir, self.config.milvus_settings)
         except IndexCorruptError as exc:
             if IndexStore.current_generation(self.config.index_dir) is not None:
                 report.rebuilt_because = str(exc)

@@ -14,6 +14,7 @@ from .assistant import Assistant, QuestionError
 from .config import ConfigError, load_config
 from .index import progress_printer
 from .llm import LLMError
+from .vectorstores import VectorStoreUnavailable
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -70,6 +71,11 @@ def _build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", "--top-k", type=int, default=None, help="number of passages")
     search.add_argument("--json", action="store_true", help="print passages as JSON")
 
+    migrate = commands.add_parser(
+        "migrate", help="move the index's vectors to another vector store (no re-embedding)")
+    migrate.add_argument("--to", required=True, choices=["milvus", "faiss"],
+                         help="target backend (Milvus at milvus_uri; default index/milvus.db)")
+
     serve = commands.add_parser("serve", help="start the web UI (same as python app.py)")
     serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 7860)")
@@ -95,6 +101,21 @@ def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
     store = assistant.store
     print(f"index: {assistant.config.index_dir} ({len(store.documents)} documents, "
           f"{len(store.chunks)} chunks, embedder {store.manifest.embedder})", file=sys.stderr)
+    return 0
+
+
+def _cmd_migrate(assistant: Assistant, args: argparse.Namespace) -> int:
+    config = assistant.config
+    report = assistant.migrate(args.to, progress=progress_printer("copying vectors"))
+    print(report.summary(), file=sys.stderr)
+    store = assistant.store
+    where = config.milvus_settings.shown_uri if args.to == "milvus" else config.index_dir
+    print(f"{store.vectors.size} vectors for {len(store.chunks)} chunks now in {args.to} "
+          f"({where}); count check passed.", file=sys.stderr)
+    if config.vector_store != args.to:
+        print(f"Set vector_store = \"{args.to}\" in ai-digest-qa.toml (or "
+              f"AI_DIGEST_QA_VECTOR_STORE={args.to}); with the old setting the next run "
+              "moves the vectors back.", file=sys.stderr)
     return 0
 
 
@@ -246,8 +267,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_eval(assistant, args)
         if args.command == "bench":
             return _cmd_bench(assistant, args)
+        if args.command == "migrate":
+            return _cmd_migrate(assistant, args)
         return _cmd_search(assistant, args)
-    except (ConfigError, QuestionError, LLMError) as exc:
+    except (ConfigError, QuestionError, LLMError, VectorStoreUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

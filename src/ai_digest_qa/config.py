@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
+
+if TYPE_CHECKING:
+    from .vectorstores import MilvusSettings
 
 ENV_PREFIX = "AI_DIGEST_QA_"
 CONFIG_FILE_NAME = "ai-digest-qa.toml"
@@ -56,8 +60,16 @@ class Config:
     chunk_size: int = 300
     chunk_overlap: int = 40
 
-    # Vector store behind llama-index's vector-store interface.
+    # Where vectors live, both through llama-index's vector-store interface: "faiss"
+    # (files in index_dir; the default) or "milvus" (a Milvus Lite file, or a Milvus
+    # server/cluster at milvus_uri = "http://host:19530" with milvus_token).
     vector_store: str = "faiss"
+    milvus_uri: str = ""  # empty: index_dir/milvus.db (Milvus Lite)
+    milvus_token: str = field(default="", repr=False)
+    milvus_collection: str = "ai_digest_qa"  # prefix; each full build gets its own
+    # Keyword search: "local" (bm25s over jieba tokens in index_dir, stemmed) or "milvus"
+    # (the collection's own BM25 full-text search; needs vector_store = "milvus").
+    keyword_search: str = "local"
 
     # Retrieval.
     top_k: int = 5
@@ -122,6 +134,15 @@ class Config:
     # Thumbs up/down from the UI, one JSON object per line; default index_dir/feedback.jsonl.
     feedback_file: Path | None = None
 
+    @property
+    def milvus_settings(self) -> MilvusSettings:
+        """Where the Milvus collection lives (Milvus Lite in the index folder by default)."""
+        from .vectorstores import MilvusSettings
+
+        uri = self.milvus_uri or str(Path(self.index_dir) / "milvus.db")
+        return MilvusSettings(uri=uri, token=self.milvus_token,
+                              collection_prefix=self.milvus_collection)
+
     def __post_init__(self) -> None:
         if self.feedback_file is None:
             object.__setattr__(self, "feedback_file", Path(self.index_dir) / "feedback.jsonl")
@@ -144,8 +165,17 @@ class Config:
             )
         if self.llm_timeout <= 0 or self.max_answer_tokens < 1 or self.answer_top_k < 1:
             raise ConfigError("llm_timeout, max_answer_tokens and answer_top_k must be positive.")
-        if self.vector_store != "faiss":
-            raise ConfigError(f"vector_store={self.vector_store!r} is not available; use 'faiss'.")
+        if self.vector_store not in ("faiss", "milvus"):
+            raise ConfigError(f"vector_store={self.vector_store!r} is not known; "
+                              "use 'faiss' or 'milvus'.")
+        if self.keyword_search not in ("local", "milvus"):
+            raise ConfigError(f"keyword_search={self.keyword_search!r} is not known; "
+                              "use 'local' or 'milvus'.")
+        if self.keyword_search == "milvus" and self.vector_store != "milvus":
+            raise ConfigError("keyword_search='milvus' needs vector_store='milvus'.")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", self.milvus_collection):
+            raise ConfigError(f"milvus_collection={self.milvus_collection!r}: use letters, "
+                              "digits and underscores, starting with a letter.")
         positive = ("embedding_batch_size", "chunk_size", "top_k", "dense_candidates",
                     "keyword_candidates", "rrf_k", "reranker_candidates", "faiss_threads",
                     "max_question_chars", "ui_concurrency", "ui_queue_size")

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +34,18 @@ from .cleaning import CLEANER_VERSION
 from .corpus import Document, DocumentError, discover, load_file
 from .embeddings import Embedder
 from .textutils import KEYWORD_TOKENIZER_VERSION, detect_language, keyword_tokens
+from .vectorstores import (
+    FLAT_LIMIT,
+    HNSW_LIMIT,
+    FaissVectors,
+    MilvusMissingError,
+    MilvusSettings,
+    MilvusVectors,
+    VectorStoreUnavailable,
+    choose_faiss_index,
+    make_faiss_index,
+    open_vectors,
+)
 
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
@@ -45,89 +56,8 @@ class IndexCorruptError(RuntimeError):
     """The index on disk is missing, damaged or inconsistent; the message says what to do."""
 
 
-# --- vector store --------------------------------------------------------------------
-
-
-def _faiss_store_class() -> type:
-    """FaissMapVectorStore with the fixes we need, built lazily (llama-index is slow to import).
-
-    Why wrap llama-index's ``FaissMapVectorStore``: it assigns each new vector the id
-    ``ntotal``, which repeats an existing id once anything was deleted (our incremental
-    updates delete), and it adds vectors one at a time. We allocate ids from a counter
-    that only grows and add in one batch; the rest (query, delete, JSON id map) is theirs.
-    """
-    import faiss
-    from llama_index.core.schema import BaseNode
-    from llama_index.vector_stores.faiss import FaissMapVectorStore
-
-    class ChunkVectorStore(FaissMapVectorStore):
-        def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
-            if not nodes:
-                return []
-            start = max(self._faiss_id_to_node_id_map, default=-1) + 1
-            ids = np.arange(start, start + len(nodes), dtype=np.int64)
-            vectors = np.asarray([node.get_embedding() for node in nodes], dtype=np.float32)
-            self._faiss_index.add_with_ids(vectors, ids)
-            for faiss_id, node in zip(ids.tolist(), nodes):
-                self._node_id_to_faiss_id_map[node.node_id] = faiss_id
-                self._faiss_id_to_node_id_map[faiss_id] = node.node_id
-            return [node.node_id for node in nodes]
-
-        def vector_of(self, node_id: str) -> np.ndarray | None:
-            faiss_id = self._node_id_to_faiss_id_map.get(node_id)
-            if faiss_id is None:
-                return None
-            return self._faiss_index.reconstruct(int(faiss_id))
-
-        @property
-        def size(self) -> int:
-            return int(self._faiss_index.ntotal)
-
-        @classmethod
-        def empty(cls, dimension: int) -> ChunkVectorStore:
-            return cls(faiss_index=faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
-
-    return ChunkVectorStore
-
-
-# Exact search up to this many chunks (a few ms per query at 5e4 x 384 on one core);
-# HNSW beyond, IVF beyond HNSW_LIMIT, where HNSW's build time and memory grow too large.
-FLAT_LIMIT = 50_000
-HNSW_LIMIT = 500_000
-
-
-def choose_faiss_index(chunks: int, flat_limit: int = FLAT_LIMIT,
-                       hnsw_limit: int = HNSW_LIMIT) -> str:
-    """The FAISS index type for a corpus of ``chunks`` vectors: flat, hnsw or ivf."""
-    if chunks <= flat_limit:
-        return "flat"
-    return "hnsw" if chunks <= hnsw_limit else "ivf"
-
-
-def make_faiss_index(kind: str, dimension: int, vectors: np.ndarray) -> Any:
-    """An inner-product FAISS index of ``kind`` holding ``vectors`` (ids = row numbers)."""
-    import faiss
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if kind == "flat":
-        index = faiss.IndexFlatIP(dimension)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-    elif kind == "ivf":
-        lists = max(1, min(int(4 * np.sqrt(len(vectors))), len(vectors) // 39))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, lists,
-                                   faiss.METRIC_INNER_PRODUCT)
-        sample = vectors[np.random.default_rng(0).permutation(len(vectors))[:lists * 40]]
-        index.train(sample)
-    else:
-        raise ValueError(f"unknown FAISS index type {kind!r}; use flat, hnsw or ivf")
-    index.add(vectors)
-    if kind == "hnsw":
-        index.hnsw.efSearch = 128
-    elif kind == "ivf":
-        index.nprobe = 16
-    return index
+# FAISS and Milvus live in .vectorstores; re-exported for the bench and tests.
+__all__ = ["FLAT_LIMIT", "HNSW_LIMIT", "choose_faiss_index", "make_faiss_index"]
 
 
 # --- keyword index -------------------------------------------------------------------
@@ -207,6 +137,7 @@ class Manifest:
     files: dict[str, FileEntry] = field(default_factory=dict)
     documents: dict[str, str] = field(default_factory=dict)  # doc_id -> content hash
     built_at: float = 0.0
+    vector_store: str = "faiss"  # where the vectors live: "faiss" (this folder) or "milvus"
 
     def settings(self) -> dict[str, Any]:
         return {"embedder": self.embedder, "dimension": self.dimension,
@@ -239,6 +170,7 @@ class Manifest:
             sources=list(data.get("sources", [])),
             files=files, documents=dict(data.get("documents", {})),
             built_at=float(data.get("built_at", 0.0)),
+            vector_store=str(data.get("vector_store", "faiss")),
         )
 
 
@@ -257,6 +189,7 @@ class UpdateReport:
     seconds: float = 0.0
     # File sizes/mtimes changed without content changes: worth saving, nothing re-embedded.
     fingerprints_refreshed: bool = False
+    vectors_moved: str | None = None  # "faiss -> milvus" when the backend changed
 
     @property
     def changed(self) -> bool:
@@ -269,6 +202,8 @@ class UpdateReport:
                 f"reused: {self.chunks_reused}; {self.seconds:.1f}s")
         if self.rebuilt_because:
             text = f"rebuilt ({self.rebuilt_because}); " + text
+        if self.vectors_moved:
+            text = f"vectors moved ({self.vectors_moved}, no re-embedding); " + text
         for path, reason in self.skipped:
             text += f"\n  skipped {path}: {reason}"
         return text
@@ -342,17 +277,21 @@ def index_lock(index_dir: Path) -> Iterator[None]:
 class IndexStore:
     """Documents, chunks, vectors and keywords of one index, in memory and on disk."""
 
-    def __init__(self, manifest: Manifest, dimension: int) -> None:
+    def __init__(self, manifest: Manifest, dimension: int,
+                 vectors: FaissVectors | MilvusVectors | None = None) -> None:
         self.manifest = manifest
         self.documents: dict[str, Document] = {}
         self.chunks: dict[str, ChunkRecord] = {}
-        self.vectors = _faiss_store_class().empty(dimension)
+        self.vectors = vectors if vectors is not None else FaissVectors.empty(dimension)
+        self.manifest.vector_store = self.vectors.kind
         self.keywords = KeywordIndex([], [])
         self.generation: str | None = None
         # Set when loading re-tokenized an outdated keyword index: save to keep it.
         self.keywords_rebuilt = False
-        self._ann: tuple[Any, np.ndarray] | None = None  # (faiss index, row -> faiss id)
-        self._ann_lock = threading.Lock()
+        # Set when loading removed vectors a killed build had added (Milvus).
+        self.vectors_reconciled = 0
+        # A Milvus collection this store replaced (a rebuild): dropped once it is live.
+        self.replaced_vectors: MilvusVectors | None = None
 
     # -- persistence --
 
@@ -380,7 +319,7 @@ class IndexStore:
             return None
 
     @classmethod
-    def load(cls, index_dir: Path) -> IndexStore:
+    def load(cls, index_dir: Path, milvus: MilvusSettings | None = None) -> IndexStore:
         """Load the live generation; :class:`IndexCorruptError` if it is missing or damaged."""
         folder = cls.current_generation(index_dir)
         if folder is None:
@@ -395,10 +334,17 @@ class IndexStore:
                 chunk = Chunk(row["chunk_id"], row["doc_id"], row["text"], row["start"],
                               row["end"], row["section"], row["ordinal"])
                 store.chunks[chunk.chunk_id] = ChunkRecord(chunk, row["embed_hash"])
-            store.vectors = _faiss_store_class().from_persist_dir(str(folder / "vectors"))
+            store.vectors = open_vectors(folder / "vectors", milvus)
             store.keywords = KeywordIndex.load(folder / "keyword")
+            if isinstance(store.vectors, MilvusVectors) and store.vectors.size != len(
+                    store.chunks):
+                store.vectors_reconciled = store.vectors.reconcile(set(store.chunks))
+        except (MilvusMissingError, VectorStoreUnavailable):
+            raise  # not damage: the user has to install or start something
         # SyntaxError: llama-index's FAISS store parses its id map with ast.literal_eval.
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SyntaxError) as exc:
+        # MilvusException: an unreachable server or a dropped collection.
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SyntaxError,
+                _milvus_error()) as exc:
             raise IndexCorruptError(
                 f"The index in {folder} is damaged ({type(exc).__name__}: {exc}); "
                 "it will be rebuilt (or run `ai-digest-qa index --rebuild`)."
@@ -416,8 +362,8 @@ class IndexStore:
         problems = []
         if self.vectors.size != len(self.chunks):
             problems.append(f"{self.vectors.size} vectors for {len(self.chunks)} chunks")
-        if self.vectors._faiss_index.d != self.manifest.dimension:
-            problems.append(f"vector dimension {self.vectors._faiss_index.d} != manifest "
+        if self.vectors.dimension != self.manifest.dimension:
+            problems.append(f"vector dimension {self.vectors.dimension} != manifest "
                             f"{self.manifest.dimension}")
         if set(self.keywords.chunk_ids) != set(self.chunks):
             problems.append("keyword index and chunks differ")
@@ -438,8 +384,7 @@ class IndexStore:
                          (d.to_record() for d in self.documents.values()))
             _write_jsonl(staging / "chunks.jsonl", (
                 {**asdict(r.chunk), "embed_hash": r.embed_hash} for r in self.chunks.values()))
-            (staging / "vectors").mkdir()
-            self.vectors.persist(str(staging / "vectors" / "default__vector_store.json"))
+            self.vectors.persist(staging / "vectors")
             self.keywords.save(staging / "keyword")
             self.manifest.built_at = time.time()
             # The manifest goes last: a generation without one is never made live.
@@ -461,6 +406,10 @@ class IndexStore:
             raise
         previous = self.generation
         self.generation = name
+        self.vectors.committed()  # e.g. Milvus deletes that had to wait for this moment
+        if self.replaced_vectors is not None:
+            self.replaced_vectors.drop()
+            self.replaced_vectors = None
         self._remove_stale(index_dir, keep={name, previous or name})
         return index_dir / name
 
@@ -472,7 +421,8 @@ class IndexStore:
         still reading it is not pulled from under.
         """
         for path in index_dir.iterdir():
-            if path.name in keep or path.name in (CURRENT_FILE, LOCK_FILE, ".gitignore"):
+            if path.name in keep or path.name in (CURRENT_FILE, LOCK_FILE, ".gitignore",
+                                                  "milvus.db", ".migration.json"):
                 continue
             if path.name.startswith(("gen-", ".staging-", f".{CURRENT_FILE}.")):
                 if path.is_dir():
@@ -587,10 +537,12 @@ class IndexStore:
                 pending.append((chunk, text, _hash(text)))
 
         vectors: dict[str, np.ndarray] = {}
+        old_vectors = self.vectors.vectors_of(
+            sorted({reusable[d] for _, _, d in pending if d in reusable}))
         to_embed = []
         for chunk, text, digest in pending:
             old_id = reusable.get(digest)
-            vector = self.vectors.vector_of(old_id) if old_id else None
+            vector = old_vectors.get(old_id) if old_id else None
             if vector is not None:
                 vectors[chunk.chunk_id] = vector
                 report.chunks_reused += 1
@@ -606,22 +558,19 @@ class IndexStore:
             if progress:
                 progress(min(begin + batch_size, total), total)
 
-        from llama_index.core.schema import TextNode
-
-        if doomed:
-            self.vectors.delete_nodes(doomed)
+        self.vectors.delete(doomed)
         for chunk_id in doomed:
             del self.chunks[chunk_id]
         for doc_id in drop:
             self.documents.pop(doc_id, None)
-        nodes = [TextNode(id_=chunk.chunk_id, text="", embedding=vectors[chunk.chunk_id].tolist())
-                 for chunk, _, _ in pending]
-        self.vectors.add(nodes)
+        if pending:
+            self.vectors.add([c.chunk_id for c, _, _ in pending],
+                             np.stack([vectors[c.chunk_id] for c, _, _ in pending]),
+                             [_keyword_text(new_docs[c.doc_id], c) for c, _, _ in pending])
         for chunk, _, digest in pending:
             self.chunks[chunk.chunk_id] = ChunkRecord(chunk, digest)
         self.documents.update(new_docs)
         self._rebuild_keywords()
-        self._ann = None  # the vectors changed: rebuild the approximate index when needed
 
     def _rebuild_keywords(self) -> None:
         ids = list(self.chunks)
@@ -643,44 +592,61 @@ class IndexStore:
         return cached
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """``(chunk_id, cosine similarity)`` for the ``k`` nearest chunks.
+        """``(chunk_id, cosine similarity)`` for the ``k`` nearest chunks of this index.
 
-        Exact (the stored flat index) up to :data:`FLAT_LIMIT` chunks; beyond, an HNSW or
-        IVF index built from the same vectors on first search and kept in memory.
+        FAISS: exact up to ``FLAT_LIMIT`` chunks, then an in-memory HNSW or IVF index.
+        Milvus: its own index; ids another process added but this generation does not
+        know (yet) are skipped.
         """
-        from llama_index.core.vector_stores.types import VectorStoreQuery
+        hits = self.vectors.search(vector, k)
+        return [(chunk_id, float(score)) for chunk_id, score in hits if chunk_id in self.chunks]
 
-        if self.vectors.size == 0:
-            return []
-        if self.vectors.size > FLAT_LIMIT:
-            return self._approximate_search(vector, k)
-        result = self.vectors.query(VectorStoreQuery(
-            query_embedding=np.asarray(vector, dtype=np.float32).tolist(),
-            similarity_top_k=min(k, self.vectors.size)))
-        return list(zip(result.ids or [], (float(s) for s in result.similarities or [])))
+    def migrate_vectors(self, target: FaissVectors | MilvusVectors,
+                        progress: Callable[[int, int], None] | None = None,
+                        batch: int = 2000) -> int:
+        """Copy every chunk's vector into ``target`` without re-embedding and switch to it.
 
-    def _approximate_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        with self._ann_lock:  # built once, by the first query that needs it
-            if self._ann is None:
-                self._ann = _ann_from(self.vectors)
-            index, ids = self._ann
-        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        scores, rows = index.search(query, min(k, len(ids)))
-        id_to_node = self.vectors._faiss_id_to_node_id_map
-        return [(id_to_node[int(ids[row])], float(score))
-                for row, score in zip(rows[0], scores[0]) if row >= 0]
+        Resumable: ids ``target`` already holds (from an interrupted run) are skipped.
+        Raises :class:`IndexCorruptError` when the counts differ at the end.
+        """
+        done = target.ids()
+        todo = [cid for cid in self.chunks if cid not in done]
+        total = len(todo)
+        for start in range(0, total, batch):
+            ids = todo[start:start + batch]
+            found = self.vectors.vectors_of(ids)
+            missing = [cid for cid in ids if cid not in found]
+            if missing:
+                raise IndexCorruptError(f"{len(missing)} chunks have no vector (e.g. "
+                                        f"{missing[0]}); rebuild with `ai-digest-qa index "
+                                        "--rebuild`.")
+            texts = [_keyword_text(self.documents[self.chunks[cid].chunk.doc_id],
+                                   self.chunks[cid].chunk) for cid in ids]
+            target.add(ids, np.stack([found[cid] for cid in ids]), texts)
+            if progress:
+                progress(min(start + batch, total), total)
+        extra = target.ids() - set(self.chunks)
+        if extra:
+            target.delete(extra)
+            target.committed()
+        if target.size != len(self.chunks):
+            raise IndexCorruptError(f"migration count check failed: {target.size} vectors "
+                                    f"in {target.kind} for {len(self.chunks)} chunks; run "
+                                    "the migration again to resume.")
+        if isinstance(self.vectors, MilvusVectors):
+            self.replaced_vectors = self.vectors
+        self.vectors = target
+        self.manifest.vector_store = target.kind
+        return total
 
 
-def _ann_from(vectors: Any) -> tuple[Any, np.ndarray]:
-    """An approximate index over the flat store's vectors, and its row -> faiss id map."""
-    import faiss
-
-    id_map = vectors._faiss_index  # IndexIDMap2 over IndexFlatIP
-    flat = faiss.downcast_index(id_map.index)
-    matrix = flat.reconstruct_n(0, flat.ntotal)
-    ids = faiss.vector_to_array(id_map.id_map).astype(np.int64)
-    kind = choose_faiss_index(len(ids), FLAT_LIMIT, HNSW_LIMIT)
-    return make_faiss_index(kind, matrix.shape[1], matrix), ids
+def _milvus_error() -> type[BaseException]:
+    """pymilvus's base exception when pymilvus is installed (it is imported lazily)."""
+    try:
+        from pymilvus.exceptions import MilvusException
+    except ImportError:
+        return RuntimeError
+    return MilvusException
 
 
 def progress_printer(label: str) -> Callable[[int, int], None]:

@@ -80,14 +80,26 @@ class DenseRetriever:
 
 
 class KeywordRetriever:
-    """BM25 over jieba tokens; chunks that share no term with the question are dropped."""
+    """BM25 over jieba tokens; chunks that share no term with the question are dropped.
 
-    def __init__(self, store: IndexStore, top_n: int = 30) -> None:
+    ``backend`` "local" is the index's own bm25s index (stemmed, jieba); "milvus" is the
+    Milvus collection's full-text search, for indexes whose vectors live in Milvus.
+    """
+
+    def __init__(self, store: IndexStore, top_n: int = 30, backend: str = "local") -> None:
         if top_n < 1:
             raise ValueError("top_n must be >= 1")
-        self.store, self.top_n = store, top_n
+        if backend not in ("local", "milvus"):
+            raise ValueError(f"keyword backend {backend!r}: use 'local' or 'milvus'")
+        if backend == "milvus" and not hasattr(store.vectors, "keyword_search"):
+            raise ValueError("keyword_search='milvus' needs vector_store='milvus'")
+        self.store, self.top_n, self.backend = store, top_n, backend
 
     def run(self, query: str) -> Ranked:
+        if self.backend == "milvus":
+            hits = self.store.vectors.keyword_search(query, self.top_n)
+            return [(chunk_id, score) for chunk_id, score in hits
+                    if chunk_id in self.store.chunks]
         return self.store.keywords.search(query, self.top_n)
 
 
@@ -143,7 +155,7 @@ class HybridRetriever:
         self.store = store
         self.config = config
         self.dense = DenseRetriever(store, embedder, config.dense_candidates)
-        self.keyword = KeywordRetriever(store, config.keyword_candidates)
+        self.keyword = KeywordRetriever(store, config.keyword_candidates, config.keyword_search)
         self.fusion = ReciprocalRankFusion(config.rrf_k)
         self.reranker = reranker
 

@@ -1,0 +1,494 @@
+"""Where chunk vectors live: FAISS in the index folder (the default) or a Milvus collection.
+
+Both are llama-index vector stores (``FaissMapVectorStore``, ``MilvusVectorStore``) behind
+one small interface, :class:`ChunkVectors`, chosen by ``vector_store = "faiss" | "milvus"``
+through :func:`create_vectors` / :func:`open_vectors`. The index owns everything else
+(documents, chunks, keywords, manifest) and never needs to know which one it talks to.
+
+Milvus Lite (a local ``.db`` file, the real Milvus engine in a helper process) is the
+default Milvus target; a Milvus standalone or cluster is the same code with
+``milvus_uri = "http://host:19530"`` and ``milvus_token``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .config import ConfigError
+
+log = logging.getLogger(__name__)
+
+VECTOR_STORES = ("faiss", "milvus")
+
+# Exact search up to this many chunks (a few ms per query at 5e4 x 384 on one core);
+# HNSW beyond, IVF beyond HNSW_LIMIT, where HNSW's build time and memory grow too large.
+FLAT_LIMIT = 50_000
+HNSW_LIMIT = 500_000
+
+
+class ChunkVectors(Protocol):
+    """Chunk-id keyed vectors with inner-product search."""
+
+    kind: str
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def add(self, ids: list[str], vectors: np.ndarray, texts: list[str]) -> None: ...
+
+    def delete(self, ids: Iterable[str]) -> None: ...
+
+    def vectors_of(self, ids: list[str]) -> dict[str, np.ndarray]: ...
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]: ...
+
+    def ids(self) -> set[str]: ...
+
+    def persist(self, folder: Path) -> None: ...
+
+    def committed(self) -> None: ...
+
+
+# --- FAISS ---------------------------------------------------------------------------
+
+
+def _faiss_store_class() -> type:
+    """FaissMapVectorStore with the fixes we need, built lazily (llama-index is slow to import).
+
+    Why wrap llama-index's ``FaissMapVectorStore``: it assigns each new vector the id
+    ``ntotal``, which repeats an existing id once anything was deleted (our incremental
+    updates delete), and it adds vectors one at a time. We allocate ids from a counter
+    that only grows and add in one batch; the rest (query, delete, JSON id map) is theirs.
+    """
+    import faiss
+    from llama_index.core.schema import BaseNode
+    from llama_index.vector_stores.faiss import FaissMapVectorStore
+
+    class ChunkVectorStore(FaissMapVectorStore):
+        def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
+            if not nodes:
+                return []
+            start = max(self._faiss_id_to_node_id_map, default=-1) + 1
+            ids = np.arange(start, start + len(nodes), dtype=np.int64)
+            vectors = np.asarray([node.get_embedding() for node in nodes], dtype=np.float32)
+            self._faiss_index.add_with_ids(vectors, ids)
+            for faiss_id, node in zip(ids.tolist(), nodes):
+                self._node_id_to_faiss_id_map[node.node_id] = faiss_id
+                self._faiss_id_to_node_id_map[faiss_id] = node.node_id
+            return [node.node_id for node in nodes]
+
+        @classmethod
+        def empty(cls, dimension: int) -> ChunkVectorStore:
+            return cls(faiss_index=faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
+
+    return ChunkVectorStore
+
+
+def choose_faiss_index(chunks: int, flat_limit: int = FLAT_LIMIT,
+                       hnsw_limit: int = HNSW_LIMIT) -> str:
+    """The FAISS index type for a corpus of ``chunks`` vectors: flat, hnsw or ivf."""
+    if chunks <= flat_limit:
+        return "flat"
+    return "hnsw" if chunks <= hnsw_limit else "ivf"
+
+
+def make_faiss_index(kind: str, dimension: int, vectors: np.ndarray) -> Any:
+    """An inner-product FAISS index of ``kind`` holding ``vectors`` (ids = row numbers)."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dimension)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+    elif kind == "ivf":
+        lists = max(1, min(int(4 * np.sqrt(len(vectors))), len(vectors) // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, lists,
+                                   faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).permutation(len(vectors))[:lists * 40]]
+        index.train(sample)
+    else:
+        raise ValueError(f"unknown FAISS index type {kind!r}; use flat, hnsw or ivf")
+    index.add(vectors)
+    if kind == "hnsw":
+        index.hnsw.efSearch = 128
+    elif kind == "ivf":
+        index.nprobe = 16
+    return index
+
+
+class FaissVectors:
+    """Vectors in a FAISS ``IndexIDMap2`` persisted as JSON + FAISS files in the index.
+
+    Exact search up to ``flat_limit`` vectors; beyond, an HNSW or IVF index is built from
+    the same vectors on the first search and kept in memory.
+    """
+
+    kind = "faiss"
+    FILE = "default__vector_store.json"
+
+    def __init__(self, store: Any, flat_limit: int = FLAT_LIMIT) -> None:
+        self.store = store
+        self.flat_limit = flat_limit
+        self._ann: tuple[Any, np.ndarray] | None = None  # (index, row -> faiss id)
+        self._ann_lock = threading.Lock()
+
+    @classmethod
+    def empty(cls, dimension: int) -> FaissVectors:
+        return cls(_faiss_store_class().empty(dimension))
+
+    @classmethod
+    def load(cls, folder: Path) -> FaissVectors:
+        return cls(_faiss_store_class().from_persist_dir(str(folder)))
+
+    @property
+    def size(self) -> int:
+        return int(self.store._faiss_index.ntotal)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.store._faiss_index.d)
+
+    def add(self, ids: list[str], vectors: np.ndarray, texts: list[str]) -> None:
+        from llama_index.core.schema import TextNode
+
+        # Texts stay in the index's chunk records; FAISS needs only the vectors.
+        self.store.add([TextNode(id_=i, text="", embedding=v.tolist())
+                        for i, v in zip(ids, vectors)])
+        self._ann = None
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if ids:
+            self.store.delete_nodes(ids)
+            self._ann = None
+
+    def vectors_of(self, ids: list[str]) -> dict[str, np.ndarray]:
+        found = {}
+        for chunk_id in ids:
+            faiss_id = self.store._node_id_to_faiss_id_map.get(chunk_id)
+            if faiss_id is not None:
+                found[chunk_id] = self.store._faiss_index.reconstruct(int(faiss_id))
+        return found
+
+    def ids(self) -> set[str]:
+        return set(self.store._node_id_to_faiss_id_map)
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        from llama_index.core.vector_stores.types import VectorStoreQuery
+
+        if self.size == 0:
+            return []
+        if self.size > self.flat_limit:
+            return self._approximate_search(vector, k)
+        result = self.store.query(VectorStoreQuery(
+            query_embedding=np.asarray(vector, dtype=np.float32).tolist(),
+            similarity_top_k=min(k, self.size)))
+        return list(zip(result.ids or [], result.similarities or []))
+
+    def _approximate_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        with self._ann_lock:  # built once, by the first query that needs it
+            if self._ann is None:
+                self._ann = self._build_ann()
+            index, row_ids = self._ann
+        scores, rows = index.search(np.asarray(vector, dtype=np.float32)[None, :], k)
+        id_to_node = self.store._faiss_id_to_node_id_map
+        return [(id_to_node[int(row_ids[r])], float(s))
+                for s, r in zip(scores[0], rows[0]) if r >= 0]
+
+    def _build_ann(self) -> tuple[Any, np.ndarray]:
+        import faiss
+
+        id_map = self.store._faiss_index  # IndexIDMap2 over IndexFlatIP
+        ids = faiss.vector_to_array(id_map.id_map).astype(np.int64)
+        matrix = id_map.index.reconstruct_n(0, id_map.ntotal)
+        kind = choose_faiss_index(len(ids), self.flat_limit, HNSW_LIMIT)
+        return make_faiss_index(kind, matrix.shape[1], matrix), ids
+
+    def warm(self) -> None:
+        """Build the approximate index now (large stores), not on a user's first query."""
+        if self.size > self.flat_limit:
+            self._approximate_search(np.zeros(self.dimension, dtype=np.float32), 1)
+
+    def persist(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.store.persist(str(folder / self.FILE))
+
+    def committed(self) -> None:
+        """Nothing to do: the generation folder is the whole state."""
+
+
+# --- Milvus --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MilvusSettings:
+    """Where the Milvus collection lives. ``uri`` is a Milvus Lite file (``*.db``) or a
+    server (``http://host:19530``); ``token`` ("user:password" or an API key) is never
+    written to the index or shown."""
+
+    uri: str
+    token: str = field(default="", repr=False)
+    collection_prefix: str = "ai_digest_qa"
+    # IVF_FLAT: builds in about a second at 1e5 vectors in Milvus Lite with recall@10 1.0
+    # at nprobe 16; HNSW took 74 s to build there and FLAT searched 4x slower.
+    index_type: str = "IVF_FLAT"
+    nlist: int = 128
+    nprobe: int = 16
+    # Milvus's own BM25 full-text search over the chunk text. jieba is the Chinese
+    # tokenizer both Milvus Lite and a Milvus server accept (Lite rejects {"type": "chinese"}).
+    analyzer: dict[str, Any] = field(default_factory=lambda: {
+        "tokenizer": "jieba", "filter": ["lowercase"]})
+
+    @property
+    def shown_uri(self) -> str:
+        return re.sub(r"//[^/@]*@", "//***@", self.uri)
+
+    @property
+    def is_lite(self) -> bool:
+        return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+class MilvusMissingError(ConfigError):
+    """The ``milvus`` extra is not installed."""
+
+
+class VectorStoreUnavailable(RuntimeError):
+    """The vector store server cannot be reached (not damage: nothing gets rebuilt)."""
+
+
+class MilvusVectors:
+    """Vectors (and chunk text) in a Milvus collection, through llama-index's
+    ``MilvusVectorStore``.
+
+    The collection is updated in place, so the index's generation swap cannot cover it.
+    To keep "the live generation never points at missing vectors", deletions wait until
+    the new generation is live (:meth:`committed`); vectors a killed build added are
+    extra ids, removed by :meth:`reconcile` on the next load. Searches skip ids the
+    loaded generation does not know.
+    """
+
+    kind = "milvus"
+    INFO = "milvus.json"
+
+    def __init__(self, settings: MilvusSettings, collection: str, dimension: int,
+                 create: bool) -> None:
+        try:
+            from llama_index.vector_stores.milvus import MilvusVectorStore
+            from llama_index.vector_stores.milvus.utils import BM25BuiltInFunction
+            from pymilvus import MilvusClient
+        except ImportError as exc:
+            raise MilvusMissingError(
+                f"vector_store='milvus' needs the Milvus packages ({exc.name} is missing): "
+                "pip install -e '.[milvus]'") from None
+
+        if settings.is_lite:
+            Path(settings.uri).parent.mkdir(parents=True, exist_ok=True)
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            probe = MilvusClient(uri=settings.uri, token=settings.token)
+        except MilvusException as exc:
+            raise VectorStoreUnavailable(
+                f"Cannot reach Milvus at {settings.shown_uri} ({exc.message}); start the "
+                "server, or check milvus_uri and milvus_token.") from None
+        try:
+            exists = probe.has_collection(collection)
+        finally:
+            probe.close()
+        if not create and not exists:
+            raise ValueError(f"the Milvus collection {collection!r} is missing at "
+                             f"{settings.shown_uri}")
+        self.settings = settings
+        self.collection = collection
+        self._dimension = dimension
+        self.store = MilvusVectorStore(
+            uri=settings.uri, token=settings.token, collection_name=collection,
+            dim=dimension, overwrite=create, upsert_mode=True, similarity_metric="IP",
+            index_config={"index_type": settings.index_type,
+                          "params": {"nlist": settings.nlist}},
+            search_config={"nprobe": settings.nprobe},
+            consistency_level="Strong",  # a search right after an update must see it
+            # Every collection gets the BM25 field, so keyword_search can switch to
+            # Milvus without a rebuild.
+            enable_sparse=True,
+            sparse_embedding_function=BM25BuiltInFunction(analyzer_params=settings.analyzer,
+                                                          enable_match=False),
+        )
+        self._pending_deletes: set[str] = set()
+
+    @classmethod
+    def create(cls, settings: MilvusSettings, dimension: int) -> MilvusVectors:
+        """A new, empty collection (a full build never writes into the live one)."""
+        name = f"{settings.collection_prefix}_{time.strftime('%Y%m%d%H%M%S')}_{os.getpid()}"
+        return cls(settings, name, dimension, create=True)
+
+    @classmethod
+    def load(cls, folder: Path, settings: MilvusSettings) -> MilvusVectors:
+        return cls.load_named(settings, folder / cls.INFO)
+
+    @classmethod
+    def load_named(cls, settings: MilvusSettings, info_file: Path) -> MilvusVectors:
+        """The existing collection named in ``info_file`` (see :meth:`write_info`)."""
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+        return cls(settings, str(info["collection"]), int(info["dimension"]), create=False)
+
+    def write_info(self, info_file: Path) -> None:
+        """Name this collection in ``info_file``; the URI is shown without credentials
+        (the token itself is never written)."""
+        info_file.write_text(json.dumps({
+            "collection": self.collection, "dimension": self._dimension,
+            "uri": self.settings.shown_uri}), encoding="utf-8")
+
+    @property
+    def client(self) -> Any:
+        return self.store.client
+
+    @property
+    def size(self) -> int:
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) - len(self._pending_deletes)
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def add(self, ids: list[str], vectors: np.ndarray, texts: list[str]) -> None:
+        from llama_index.core.schema import TextNode
+
+        if not ids:
+            return
+        self._pending_deletes.difference_update(ids)
+        batch = 1000  # keeps each gRPC message well under Milvus's 64 MB limit
+        for start in range(0, len(ids), batch):
+            self.store.add([TextNode(id_=i, text=t, embedding=np.asarray(v).tolist())
+                            for i, v, t in zip(ids[start:start + batch],
+                                               vectors[start:start + batch],
+                                               texts[start:start + batch])])
+
+    def delete(self, ids: Iterable[str]) -> None:
+        self._pending_deletes.update(ids)
+
+    def vectors_of(self, ids: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        wanted = [i for i in ids if i not in self._pending_deletes]
+        for start in range(0, len(wanted), 500):
+            rows = self.client.get(self.collection, ids=wanted[start:start + 500],
+                                   output_fields=[self.store.embedding_field])
+            for row in rows:
+                found[row["id"]] = np.asarray(row[self.store.embedding_field],
+                                              dtype=np.float32)
+        return found
+
+    def ids(self) -> set[str]:
+        found: set[str] = set()
+        # Milvus Lite cannot give the iterator a server timestamp (AllocTimestamp is not
+        # implemented): its in-process gRPC server logs an error and pymilvus a warning,
+        # then uses the client's time, which is what we want. Keep both out of the log.
+        quiet = [logging.getLogger("pymilvus"), logging.getLogger("grpc._server")]
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(logging.CRITICAL)
+        try:
+            iterator = self.client.query_iterator(self.collection, batch_size=1000,
+                                                  filter="", output_fields=["id"])
+            try:
+                while rows := iterator.next():
+                    found.update(row["id"] for row in rows)
+            finally:
+                iterator.close()
+        finally:
+            for logger, level in zip(quiet, levels):
+                logger.setLevel(level)
+        return found - self._pending_deletes
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        rows = self.client.search(
+            self.collection, data=[np.asarray(vector, dtype=np.float32).tolist()],
+            limit=k + len(self._pending_deletes), output_fields=["id"],
+            anns_field=self.store.embedding_field,
+            search_params={"metric_type": "IP", "params": {"nprobe": self.settings.nprobe}})
+        hits = [(row["id"], float(row["distance"])) for row in rows[0]
+                if row["id"] not in self._pending_deletes]
+        return hits[:k]
+
+    def keyword_search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Milvus's full-text BM25 over the chunk text.
+
+        Called on the client directly: llama-index's TEXT_SEARCH query hard-codes
+        ``drop_ratio_search=0.2``, which Milvus Lite rejects (it supports only 0).
+        """
+        rows = self.client.search(
+            self.collection, data=[query], anns_field=self.store.sparse_embedding_field,
+            limit=k + len(self._pending_deletes), output_fields=["id"],
+            search_params={"metric_type": "BM25", "params": {"drop_ratio_search": 0}})
+        # Milvus Lite reports BM25 as a negative distance, a server as a positive score;
+        # the order is right in both, and only the order is fused.
+        hits = [(row["id"], abs(float(row["distance"]))) for row in rows[0]
+                if row["id"] not in self._pending_deletes]
+        return hits[:k]
+
+    def reconcile(self, known: set[str]) -> int:
+        """Delete vectors whose chunks the live generation does not have (left by a build
+        that was killed before it went live); returns how many."""
+        extra = sorted(self.ids() - known)
+        for start in range(0, len(extra), 500):
+            self.store.delete_nodes(extra[start:start + 500])
+        return len(extra)
+
+    def persist(self, folder: Path) -> None:
+        self.client.flush(self.collection)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.write_info(folder / self.INFO)
+
+    def committed(self) -> None:
+        """The generation that no longer has these chunks is live: delete their vectors."""
+        doomed = sorted(self._pending_deletes)
+        for start in range(0, len(doomed), 500):
+            self.store.delete_nodes(doomed[start:start + 500])
+        self._pending_deletes.clear()
+
+    def drop(self) -> None:
+        self.client.drop_collection(self.collection)
+
+    def warm(self) -> None:
+        """Milvus builds and loads its index itself."""
+
+
+def create_vectors(kind: str, dimension: int, milvus: MilvusSettings | None = None
+                   ) -> FaissVectors | MilvusVectors:
+    """Empty vectors of backend ``kind`` (a new Milvus collection for ``milvus``)."""
+    if kind == "faiss":
+        return FaissVectors.empty(dimension)
+    if kind == "milvus":
+        if milvus is None:
+            raise ValueError("vector_store='milvus' needs Milvus settings (milvus_uri)")
+        return MilvusVectors.create(milvus, dimension)
+    raise ValueError(f"vector_store={kind!r} is not known; use one of {VECTOR_STORES}")
+
+
+def open_vectors(folder: Path, milvus: MilvusSettings | None = None
+                 ) -> FaissVectors | MilvusVectors:
+    """The vectors a generation's ``vectors/`` folder describes."""
+    if (folder / MilvusVectors.INFO).is_file():
+        if milvus is None:
+            raise ValueError("this index keeps its vectors in Milvus; set vector_store = "
+                             "'milvus' and milvus_uri, or migrate it with "
+                             "`ai-digest-qa migrate --to faiss`")
+        return MilvusVectors.load(folder, milvus)
+    return FaissVectors.load(folder)

@@ -1,0 +1,223 @@
+"""The Milvus backend against the real engine (Milvus Lite: a local file, or its server
+on 127.0.0.1 started and stopped by the test), next to FAISS."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ai_digest_qa.cli import main as cli_main
+from ai_digest_qa.config import ConfigError
+from ai_digest_qa.retrieval import KeywordRetriever
+from ai_digest_qa.vectorstores import MilvusVectors
+from conftest import AppServer, free_port, make_assistant
+
+pytest.importorskip("pymilvus")
+
+QUESTIONS = {"similarity search of dense vectors": "faiss.md", "偏好优化绕过了奖励模型": "dpo.txt",
+             "混合专家模型": "moe.txt"}
+
+
+def _milvus(small_corpus: Path, index_dir: Path, **settings: object):
+    return make_assistant(small_corpus, index_dir, vector_store="milvus", **settings)
+
+
+def _top_docs(assistant) -> dict[str, str]:
+    return {q: Path(assistant.retrieve(q, top_k=1)[0].doc_id).name for q in QUESTIONS}
+
+
+def test_milvus_index_builds_answers_and_follows_file_changes(small_corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    assistant = _milvus(small_corpus, index_dir)
+    report = assistant.ensure_index()
+    assert isinstance(assistant.store.vectors, MilvusVectors)
+    assert (index_dir / "milvus.db").exists()  # Milvus Lite, in the index folder
+    assert _top_docs(assistant) == QUESTIONS
+    assert assistant.store.vectors.size == len(assistant.store.chunks) == report.chunks_embedded
+
+    # Unchanged files: nothing embedded, the same collection answers after a reload.
+    again = _milvus(small_corpus, index_dir)
+    assert again.ensure_index().chunks_embedded == 0
+    assert again.store.vectors.collection == assistant.store.vectors.collection
+
+    # Add, edit and delete files: the collection follows, without duplicates.
+    (small_corpus / "rag.md").write_text(
+        "# RAG\n\nRetrieval augmented generation grounds answers in retrieved passages.\n",
+        encoding="utf-8")
+    (small_corpus / "moe.txt").write_text(
+        "混合专家模型\n\n混合专家模型(MoE)每次只激活少数专家,所以计算量低。\n", encoding="utf-8")
+    (small_corpus / "dpo.txt").unlink()
+    updated = _milvus(small_corpus, index_dir)
+    report = updated.ensure_index()
+    assert sorted(Path(p).name for p in report.added) == ["rag.md"]
+    assert [Path(p).name for p in report.updated] == ["moe.txt"]
+    assert [Path(p).name for p in report.removed] == ["dpo.txt"]
+    store = updated.store
+    assert store.vectors.size == len(store.chunks)
+    assert store.vectors.ids() == set(store.chunks)
+    hit = updated.retrieve("retrieval augmented generation", top_k=1)[0]
+    assert hit.doc_id.endswith("rag.md")
+    assert all(not p.doc_id.endswith("dpo.txt") for p in updated.retrieve("偏好优化", top_k=5))
+
+
+def test_faiss_and_milvus_retrieve_the_same_passages(small_corpus, tmp_path):
+    faiss = make_assistant(small_corpus, tmp_path / "faiss")
+    milvus = _milvus(small_corpus, tmp_path / "milvus")
+    for question in [*QUESTIONS, "approximate nearest neighbour", "RLHF"]:
+        assert [p.chunk_id for p in faiss.retrieve(question)] == \
+            [p.chunk_id for p in milvus.retrieve(question)], question
+
+
+def test_milvus_full_text_search_handles_chinese_and_english(small_corpus, tmp_path):
+    assistant = _milvus(small_corpus, tmp_path / "index", keyword_search="milvus")
+    keyword = KeywordRetriever(assistant.store, 5, "milvus")
+    [(chunk_id, score), *_] = keyword.run("偏好优化")
+    assert chunk_id.split("::")[0].endswith("dpo.txt") and score > 0
+    assert keyword.run("similarity search")[0][0].split("::")[0].endswith("faiss.md")
+    assert keyword.run("天气预报") == []
+    assert _top_docs(assistant) == QUESTIONS  # the hybrid retriever works on top of it
+    with pytest.raises(ConfigError, match="needs vector_store='milvus'"):
+        make_assistant(small_corpus, tmp_path / "x", keyword_search="milvus")
+
+
+def test_vectors_left_by_a_killed_build_are_removed_on_load(small_corpus, tmp_path):
+    """A build adds vectors before its generation goes live; if it dies in between,
+    the next load deletes them, and searches never return them meanwhile."""
+    index_dir = tmp_path / "index"
+    assistant = _milvus(small_corpus, index_dir)
+    store = assistant.store
+    known = set(store.chunks)
+    query = assistant.embedder.embed_queries(["similarity search"])[0]
+    store.vectors.add(["ghost::0:deadbeef"], query[None, :], ["similarity search ghost"])
+    assert all(cid in known for cid, _ in store.dense_search(query, 5))
+    reloaded = _milvus(small_corpus, index_dir)
+    assert reloaded.ensure_index().chunks_embedded == 0
+    assert reloaded.store.vectors_reconciled == 1
+    assert reloaded.store.vectors.ids() == known
+
+
+def test_migration_to_milvus_resumes_checks_counts_and_goes_back(small_corpus, tmp_path,
+                                                                 capsys):
+    index_dir = tmp_path / "index"
+    faiss = make_assistant(small_corpus, index_dir)
+    before = _top_docs(faiss)
+    chunks = len(faiss.store.chunks)
+
+    # Interrupted after the first chunk: the marker remembers the target collection.
+    store = faiss.store
+    migrating = _milvus(small_corpus, index_dir)
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        migrating._move_vectors(store, "milvus", interrupt, batch=1)
+    marker = index_dir / ".migration.json"
+    target = MilvusVectors.load_named(migrating.config.milvus_settings, marker)
+    assert target.size == 1
+
+    # The command resumes into the same collection and copies only the rest.
+    seen: list[int] = []
+    resumed = make_assistant(small_corpus, index_dir)
+    report = resumed.migrate("milvus", progress=lambda done, total: seen.append(total))
+    assert report.vectors_moved == "faiss -> milvus" and report.chunks_embedded == 0
+    assert seen and seen[-1] == chunks - 1
+    assert resumed.store.vectors.collection == target.collection
+    assert resumed.store.vectors.size == chunks
+    assert not (index_dir / ".migration.json").exists()
+    assert _top_docs(_milvus(small_corpus, index_dir)) == before
+
+    # And back with the CLI, which prints the count check and the setting to keep.
+    config = tmp_path / "faiss.toml"
+    config.write_text(f'[ai_digest_qa]\ncorpus_dir = "{small_corpus}"\n'
+                      f'index_dir = "{index_dir}"\nvector_store = "milvus"\n', encoding="utf-8")
+    assert cli_main(["--config", str(config), "migrate", "--to", "faiss"]) == 0
+    err = capsys.readouterr().err
+    assert f"{chunks} vectors for {chunks} chunks now in faiss" in err
+    assert 'Set vector_store = "faiss"' in err
+    back = make_assistant(small_corpus, index_dir)
+    assert back.ensure_index().vectors_moved is None and back.store.vectors.kind == "faiss"
+    assert _top_docs(back) == before
+
+
+@pytest.fixture()
+def milvus_server(tmp_path):
+    """Milvus Lite's own gRPC server on 127.0.0.1, stopped by its PID."""
+    port = free_port()
+    log = open(tmp_path / "milvus.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from milvus_lite.cmdline import main; "
+         "sys.exit(main())", "server", "--data-dir", str(tmp_path / "milvus-data"),
+         "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, (tmp_path / "milvus.log").read_text()
+                assert time.monotonic() < deadline, "Milvus Lite server did not start"
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_two_app_processes_share_one_milvus_server(small_corpus, tmp_path, milvus_server):
+    """The team deployment in miniature: one Milvus, two app processes answering at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    index_dir = tmp_path / "index"
+    builder = _milvus(small_corpus, index_dir, milvus_uri=milvus_server)
+    builder.ensure_index()
+    settings = {"vector_store": "milvus", "milvus_uri": milvus_server,
+                "corpus_dir": str(small_corpus), "llm_backend": "extractive"}
+    apps = [AppServer(index_dir, tmp_path / f"app{n}.log", **settings) for n in (1, 2)]
+    try:
+        for app in apps:
+            app.wait_until_ready()
+
+        def ask(job: tuple[AppServer, str]) -> str:
+            app, question = job
+            client = Client(app.url, verbose=False, download_files=False)
+            chat, _, sources = client.predict(question, "extractive", 4, api_name="/ask")[:3]
+            return str(chat[-1]["content"]) + sources
+
+        jobs = [(apps[0], "What is FAISS?"), (apps[1], "直接偏好优化绕过了什么?"),
+                (apps[0], "混合专家模型是什么?"), (apps[1], "What does FAISS support?")]
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            answers = list(pool.map(ask, jobs))
+        assert "similarity search" in answers[0] and "奖励模型" in answers[1]
+        assert "专家" in answers[2] and "approximate" in answers[3]
+        for app in apps:
+            log = app.log_path.read_text()
+            assert "Traceback" not in log and "rebuilt" not in log, log[-2000:]
+    finally:
+        for app in apps:
+            app.stop()
+
+
+def test_an_unreachable_milvus_is_an_error_not_a_rebuild(small_corpus, tmp_path, capsys):
+    config = tmp_path / "down.toml"
+    config.write_text(f'[ai_digest_qa]\ncorpus_dir = "{small_corpus}"\n'
+                      f'index_dir = "{tmp_path / "index"}"\nvector_store = "milvus"\n'
+                      f'milvus_uri = "http://127.0.0.1:{free_port()}"\n'
+                      'milvus_token = "root:s3cret-token"\n', encoding="utf-8")
+    started = time.monotonic()
+    assert cli_main(["--config", str(config), "index"]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot reach Milvus at http://127.0.0.1:" in err and "milvus_uri" in err
+    assert "s3cret-token" not in err and "Traceback" not in err
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "index" / "CURRENT").exists()
