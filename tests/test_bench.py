@@ -67,7 +67,7 @@ def test_answer_evaluation_of_the_baseline_has_every_metric(baseline):
 def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp_path):
     out = tmp_path / "bench"
     report = run_bench(corpus_assistant, QUESTIONS[:8], out, sizes=[3000], answers=1,
-                       baseline=baseline, flat_limit=1000)
+                       baseline=baseline, flat_limit=1000, milvus_sizes=[3000])
     data = json.loads((out / "bench.json").read_text())
     assert set(data) >= {"machine", "indexing", "retrieval", "answers", "memory", "scale",
                          "cold_start"}
@@ -90,6 +90,16 @@ def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp
     assert row["chunks"] == 3000 and row["index"] == "hnsw"  # above the flat limit
     assert 0 < row["recall@10"] <= 1 and _positive(row["speedup_vs_exact"])
     assert (out / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (milvus,) = data["milvus_scale"]
+    assert milvus["chunks"] == 3000 and milvus["milvus_recall@10"] > 0.8
+    assert _positive(milvus["milvus"]["p50_ms"]) and _positive(milvus["faiss"]["p50_ms"])
+    assert _positive(milvus["p50_ratio_milvus_to_faiss"])
+    variants = data["milvus_corpus"]
+    assert set(variants) == {"faiss + local bm25", "milvus + local bm25", "milvus + milvus bm25"}
+    # The same vectors and the same keyword index: Milvus must find what FAISS finds.
+    assert variants["milvus + local bm25"]["hit@5"] == variants["faiss + local bm25"]["hit@5"]
+    assert all(_positive(v["p50_ms"]) for v in variants.values())
     markdown = (out / "bench.md").read_text()
     assert "## Scale" in markdown and "scale.png" in markdown
+    assert "## Milvus Lite against FAISS" in markdown and "milvus + milvus bm25" in markdown
     assert report.seconds > 0

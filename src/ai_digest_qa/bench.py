@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -280,6 +281,98 @@ def bench_scale(sizes: list[int], dimension: int = 384, queries: int = 200, k: i
     return rows
 
 
+def bench_milvus_scale(sizes: list[int], dimension: int = 384, queries: int = 200,
+                      k: int = 10) -> list[dict[str, Any]]:
+    """Milvus Lite against FAISS on the same synthetic vectors and queries: insert and
+    index time, single-query latency and recall@k against exact search."""
+    import faiss
+
+    from .vectorstores import MilvusSettings, MilvusVectors
+
+    faiss.omp_set_num_threads(1)
+    rows = []
+    query_vectors = synthetic_vectors(queries, dimension, seed=7)
+    for n in sizes:
+        vectors = synthetic_vectors(n, dimension, seed=n)
+        exact = faiss.IndexFlatIP(dimension)
+        exact.add(vectors)
+        truth = [set(exact.search(q[np.newaxis, :], k)[1][0].tolist()) for q in query_vectors]
+        kind = choose_faiss_index(n)
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        chosen = make_faiss_index(kind, dimension, vectors) if kind != "flat" else exact
+        faiss.omp_set_num_threads(1)
+        faiss_times, faiss_found = [], 0
+        for q, expected in zip(query_vectors, truth):
+            started = time.perf_counter()
+            _, ids = chosen.search(q[np.newaxis, :], k)
+            faiss_times.append(time.perf_counter() - started)
+            faiss_found += len(expected & set(ids[0].tolist()))
+        with tempfile.TemporaryDirectory(prefix="bench-milvus-") as folder:
+            milvus = MilvusVectors.create(MilvusSettings(uri=f"{folder}/bench.db"), dimension)
+            ids = [str(i) for i in range(n)]
+            started = time.perf_counter()
+            for begin in range(0, n, 5000):
+                milvus.add(ids[begin:begin + 5000], vectors[begin:begin + 5000],
+                           [f"chunk {i}" for i in range(begin, min(begin + 5000, n))])
+            insert = time.perf_counter() - started
+            started = time.perf_counter()
+            milvus.client.flush(milvus.collection)
+            # release + load makes Milvus build every sealed segment's index now.
+            milvus.client.release_collection(milvus.collection)
+            milvus.client.load_collection(milvus.collection)
+            index_seconds = time.perf_counter() - started
+            milvus.search(query_vectors[0], k)  # warm-up
+            times, found = [], 0
+            for q, expected in zip(query_vectors, truth):
+                started = time.perf_counter()
+                hits = milvus.search(q, k)
+                times.append(time.perf_counter() - started)
+                found += len(expected & {int(chunk_id) for chunk_id, _ in hits})
+            milvus.client.close()
+        rows.append({
+            "chunks": n, "faiss_index": kind, "milvus_index": milvus.settings.index_type,
+            "faiss": _latency(faiss_times), "milvus": _latency(times),
+            f"faiss_recall@{k}": faiss_found / (k * len(truth)),
+            f"milvus_recall@{k}": found / (k * len(truth)),
+            "milvus_insert_seconds": insert, "milvus_index_seconds": index_seconds,
+            "p50_ratio_milvus_to_faiss": _ratio(_percentile(times, 50),
+                                                _percentile(faiss_times, 50)),
+        })
+        del chosen, exact, vectors
+    return rows
+
+
+def bench_milvus_corpus(assistant: Assistant, questions: list[EvalQuestion],
+                        top_k: int = 5) -> dict[str, Any]:
+    """The real corpus three ways: FAISS + local BM25 (the default), Milvus + local BM25,
+    Milvus + Milvus's BM25. The vectors are copied (no re-embedding) into a Milvus Lite
+    file in a copy of the index; hit@k/MRR on the dev set and retrieval latency."""
+    from .evaluation import evaluate_retrieval
+
+    answerable = [q for q in questions if q.answerable and q.evidence]
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-milvus-corpus-") as folder:
+        copy = Path(folder) / "index"
+        shutil.copytree(assistant.config.index_dir, copy,
+                        ignore=shutil.ignore_patterns("milvus.db", "*.lock", "feedback.jsonl"))
+        variants = {
+            "faiss + local bm25": assistant,
+            "milvus + local bm25": replace(assistant.config, index_dir=copy,
+                                           vector_store="milvus", keyword_search="local"),
+            "milvus + milvus bm25": replace(assistant.config, index_dir=copy,
+                                            vector_store="milvus", keyword_search="milvus"),
+        }
+        for name, variant in variants.items():
+            if not isinstance(variant, Assistant):
+                variant = Assistant(variant)
+                variant._embedder = assistant.embedder
+                variant.ensure_index(progress=lambda done, total: None)  # moves the vectors
+            quality = evaluate_retrieval(variant, answerable, k=top_k)
+            timing = bench_retrieval(variant, None, answerable, top_k)["ours"]
+            result[name] = {**quality.groups["all"], **timing}
+    return result
+
+
 def plot_scale(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -321,6 +414,8 @@ class BenchReport:
     memory: dict[str, Any] = field(default_factory=dict)
     cold_start: dict[str, float] = field(default_factory=dict)
     scale: list[dict[str, Any]] = field(default_factory=list)
+    milvus_scale: list[dict[str, Any]] = field(default_factory=list)
+    milvus_corpus: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -399,12 +494,36 @@ class BenchReport:
             if plot_name:
                 lines += ["", f"![latency against corpus size]({plot_name})"]
             lines.append("")
+        if self.milvus_scale:
+            lines += ["## Milvus Lite against FAISS (same synthetic vectors and queries)", "",
+                      "| chunks | FAISS index | FAISS p50/p95 ms | FAISS recall@10 | Milvus "
+                      "index | Milvus p50/p95 ms | Milvus recall@10 | Milvus insert s | "
+                      "Milvus index s | p50 Milvus/FAISS |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for r in self.milvus_scale:
+                lines.append(
+                    f"| {r['chunks']:,} | {r['faiss_index']} | {r['faiss']['p50_ms']:.2f} / "
+                    f"{r['faiss']['p95_ms']:.2f} | {r['faiss_recall@10']:.3f} | "
+                    f"{r['milvus_index']} | {r['milvus']['p50_ms']:.1f} / "
+                    f"{r['milvus']['p95_ms']:.1f} | {r['milvus_recall@10']:.3f} | "
+                    f"{r['milvus_insert_seconds']:.1f} | {r['milvus_index_seconds']:.1f} | "
+                    f"{r['p50_ratio_milvus_to_faiss']:.0f}x |")
+            lines.append("")
+        if self.milvus_corpus:
+            lines += ["## The real corpus: vector store and keyword search", "",
+                      "| variant | hit@1 | hit@5 | MRR | p50 ms | p95 ms |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            for name, r in self.milvus_corpus.items():
+                lines.append(f"| {name} | {r['hit@1']:.3f} | {r['hit@5']:.3f} | "
+                             f"{r['mrr']:.3f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
+            lines.append("")
         return "\n".join(lines)
 
 
 def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path, *,
               sizes: list[int], answers: int = 3, baseline: Any | None = None,
-              flat_limit: int | None = None, llm: str = "local") -> BenchReport:
+              flat_limit: int | None = None, llm: str = "local",
+              milvus_sizes: list[int] | None = None) -> BenchReport:
     """Run every stage, write ``bench.json``, ``bench.md`` and ``scale.png`` to ``out_dir``."""
     started = time.perf_counter()
     report = BenchReport(machine=machine_info())
@@ -427,6 +546,11 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
     report.memory["peak before scale tests"] = peak_rss_mb()
     if sizes:
         report.scale = bench_scale(sizes, assistant.embedder.dimension, flat_limit=flat_limit)
+    if milvus_sizes is not None:  # None: Milvus not benchmarked; [] : the corpus part only
+        report.milvus_corpus = bench_milvus_corpus(assistant, questions)
+        if milvus_sizes:
+            report.milvus_scale = bench_milvus_scale(milvus_sizes,
+                                                     assistant.embedder.dimension)
     report.seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_name = None

@@ -62,6 +62,11 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="benchmarks/results", help="output folder")
     bench.add_argument("--no-baseline", action="store_true",
                        help="skip the llama-index baseline's retrieval latency")
+    bench.add_argument("--milvus", default=None, metavar="SIZES",
+                       help="also compare Milvus Lite with FAISS: on the real corpus (dev-set "
+                            "quality and latency, local vs Milvus BM25) and on synthetic "
+                            "corpora of these sizes, e.g. 100000 ('' for the corpus only; "
+                            "needs the milvus extra)")
     bench.add_argument("--flat-limit", type=int, default=None,
                        help="largest synthetic corpus the scale test searches exactly "
                             "(default 50000, as the live index)")
@@ -232,7 +237,9 @@ def _cmd_bench(assistant: Assistant, args: argparse.Namespace) -> int:
     baseline = None if args.no_baseline else LlamaIndexBaseline(assistant)
     report = run_bench(assistant, load_questions(_questions_path(assistant, args)),
                        Path(args.out), sizes=sizes, answers=args.answers, baseline=baseline,
-                       flat_limit=args.flat_limit, llm=args.llm)
+                       flat_limit=args.flat_limit, llm=args.llm,
+                       milvus_sizes=None if args.milvus is None else [
+                           int(float(size)) for size in args.milvus.split(",") if size.strip()])
     print(report.markdown("scale.png" if report.scale else None))
     print(f"\nwritten: {Path(args.out) / 'bench.json'}, bench.md"
           + (", scale.png" if report.scale else ""), file=sys.stderr)
