@@ -3,6 +3,8 @@ on 127.0.0.1 started and stopped by the test), next to FAISS."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -221,3 +223,31 @@ def test_an_unreachable_milvus_is_an_error_not_a_rebuild(small_corpus, tmp_path,
     assert "s3cret-token" not in err and "Traceback" not in err
     assert time.monotonic() - started < 30
     assert not (tmp_path / "index" / "CURRENT").exists()
+
+
+def _cli(small_corpus: Path, index_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AI_DIGEST_QA_CORPUS_DIR": str(small_corpus),
+           "AI_DIGEST_QA_INDEX_DIR": str(index_dir), "AI_DIGEST_QA_VECTOR_STORE": "milvus"}
+    return subprocess.run([sys.executable, "-m", "ai_digest_qa.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_new_process_searches_an_existing_milvus_index(small_corpus, tmp_path):
+    """Milvus keeps a collection written by another process "released" until loaded."""
+    index_dir = tmp_path / "index"
+    built = _cli(small_corpus, index_dir, "index")
+    assert built.returncode == 0, built.stderr[-2000:]
+    live = (index_dir / "CURRENT").read_text()
+    result = _cli(small_corpus, index_dir, "search", "similarity search of dense vectors",
+                  "-k", "1", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)[0]["doc_id"].endswith("faiss.md")
+    assert (index_dir / "CURRENT").read_text() == live  # loaded, not rebuilt
+
+    # While this process holds the Lite file, another one gets told what to do instead.
+    _milvus(small_corpus, index_dir).ensure_index()
+    blocked = _cli(small_corpus, index_dir, "search", "FAISS")
+    assert blocked.returncode == 2, blocked.stderr[-2000:]
+    assert "another process" in blocked.stderr and "milvus-lite server" in blocked.stderr
+    assert "Traceback" not in blocked.stderr
+    assert (index_dir / "CURRENT").read_text() == live

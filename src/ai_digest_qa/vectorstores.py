@@ -5,9 +5,10 @@ one small interface, :class:`ChunkVectors`, chosen by ``vector_store = "faiss" |
 through :func:`create_vectors` / :func:`open_vectors`. The index owns everything else
 (documents, chunks, keywords, manifest) and never needs to know which one it talks to.
 
-Milvus Lite (a local ``.db`` file, the real Milvus engine in a helper process) is the
-default Milvus target; a Milvus standalone or cluster is the same code with
-``milvus_uri = "http://host:19530"`` and ``milvus_token``.
+Milvus Lite is the default Milvus target: a local ``.db`` folder served by milvus-lite
+3.x, a pure-Python implementation of the Milvus API (FAISS underneath) that runs a gRPC
+server on 127.0.0.1 inside our process. A Milvus standalone or cluster is the same code
+with ``milvus_uri = "http://host:19530"`` and ``milvus_token``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -301,14 +303,22 @@ class MilvusVectors:
 
         if settings.is_lite:
             Path(settings.uri).parent.mkdir(parents=True, exist_ok=True)
+        _bypass_proxies_for_loopback()
         from pymilvus.exceptions import MilvusException
 
         try:
-            probe = MilvusClient(uri=settings.uri, token=settings.token)
+            # Failures are logged with tracebacks by milvus-lite and pymilvus; we raise one
+            # readable error instead.
+            with _quiet("milvus_lite", "pymilvus"):
+                probe = MilvusClient(uri=settings.uri, token=settings.token)
         except MilvusException as exc:
+            if settings.is_lite:
+                raise _lite_unavailable(settings, exc) from None
             raise VectorStoreUnavailable(
                 f"Cannot reach Milvus at {settings.shown_uri} ({exc.message}); start the "
                 "server, or check milvus_uri and milvus_token.") from None
+        except AssertionError as exc:  # milvus-lite's server manager reports a lock so
+            raise _lite_unavailable(settings, exc) from None
         try:
             exists = probe.has_collection(collection)
         finally:
@@ -333,6 +343,10 @@ class MilvusVectors:
             sparse_embedding_function=BM25BuiltInFunction(analyzer_params=settings.analyzer,
                                                           enable_match=False),
         )
+        if not create:
+            # A collection another process (or an earlier run) wrote is "released":
+            # every search fails until it is loaded into memory.
+            self.client.load_collection(collection)
         self._pending_deletes: set[str] = set()
 
     @classmethod
@@ -403,11 +417,7 @@ class MilvusVectors:
         # Milvus Lite cannot give the iterator a server timestamp (AllocTimestamp is not
         # implemented): its in-process gRPC server logs an error and pymilvus a warning,
         # then uses the client's time, which is what we want. Keep both out of the log.
-        quiet = [logging.getLogger("pymilvus"), logging.getLogger("grpc._server")]
-        levels = [logger.level for logger in quiet]
-        for logger in quiet:
-            logger.setLevel(logging.CRITICAL)
-        try:
+        with _quiet("pymilvus", "grpc._server"):
             iterator = self.client.query_iterator(self.collection, batch_size=1000,
                                                   filter="", output_fields=["id"])
             try:
@@ -415,9 +425,6 @@ class MilvusVectors:
                     found.update(row["id"] for row in rows)
             finally:
                 iterator.close()
-        finally:
-            for logger, level in zip(quiet, levels):
-                logger.setLevel(level)
         return found - self._pending_deletes
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -471,6 +478,44 @@ class MilvusVectors:
 
     def warm(self) -> None:
         """Milvus builds and loads its index itself."""
+
+
+@contextmanager
+def _quiet(*logger_names: str) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in logger_names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _lite_unavailable(settings: MilvusSettings, exc: BaseException) -> VectorStoreUnavailable:
+    if "lock" in str(exc).lower() or "Open local milvus failed" in str(exc):
+        return VectorStoreUnavailable(
+            f"Cannot open the Milvus Lite file {settings.uri}: another process (the web UI?) "
+            "has it open, and a Milvus Lite file serves one process at a time. Stop that "
+            "process, or serve the file to all of them: `milvus-lite server --data-dir "
+            f"{settings.uri} --host 127.0.0.1 --port 19530`, then set milvus_uri = "
+            "\"http://127.0.0.1:19530\" everywhere.")
+    return VectorStoreUnavailable(f"Cannot open the Milvus Lite file {settings.uri} "
+                                  f"({str(exc).splitlines()[0][:300]}).")
+
+
+def _bypass_proxies_for_loopback() -> None:
+    """gRPC honours http(s)_proxy/grpc_proxy, even for Milvus Lite's own server on
+    127.0.0.1; without a no_proxy entry the connection fails behind a proxy."""
+    if not any(os.environ.get(v) for v in ("http_proxy", "https_proxy", "grpc_proxy",
+                                            "HTTP_PROXY", "HTTPS_PROXY")):
+        return
+    for name in ("no_proxy", "NO_PROXY"):
+        entries = [e for e in os.environ.get(name, "").split(",") if e]
+        missing = [h for h in ("127.0.0.1", "localhost") if h not in entries]
+        if missing:
+            os.environ[name] = ",".join(entries + missing)
 
 
 def create_vectors(kind: str, dimension: int, milvus: MilvusSettings | None = None
