@@ -332,7 +332,7 @@ def test_nothing_on_disk_needs_unpickling(small_corpus, tmp_path):
 
 def test_index_type_is_chosen_by_size_and_approximate_search_finds_the_neighbours():
     from ai_digest_qa.bench import synthetic_vectors
-    from ai_digest_qa.index import choose_faiss_index, make_faiss_index
+    from ai_digest_qa.vectorstores import choose_faiss_index, make_faiss_index
 
     assert choose_faiss_index(120) == "flat"
     assert choose_faiss_index(100_000) == "hnsw"

@@ -16,7 +16,7 @@ import pytest
 from ai_digest_qa.cli import main as cli_main
 from ai_digest_qa.config import ConfigError
 from ai_digest_qa.retrieval import KeywordRetriever
-from ai_digest_qa.vectorstores import MilvusVectors
+from ai_digest_qa.vectorstores import MilvusVectors, VectorStoreUnavailable
 from conftest import AppServer, free_port, make_assistant
 
 pytest.importorskip("pymilvus")
@@ -96,7 +96,8 @@ def test_vectors_left_by_a_killed_build_are_removed_on_load(small_corpus, tmp_pa
     known = set(store.chunks)
     query = assistant.embedder.embed_queries(["similarity search"])[0]
     store.vectors.add(["ghost::0:deadbeef"], query[None, :], ["similarity search ghost"])
-    assert all(cid in known for cid, _ in store.dense_search(query, 5))
+    assert store.vectors.search(query, 1)[0][0] == "ghost::0:deadbeef"  # Milvus has it...
+    assert all(cid in known for cid, _ in store.dense_search(query, 5))  # ...the index skips it
     reloaded = _milvus(small_corpus, index_dir)
     assert reloaded.ensure_index().chunks_embedded == 0
     assert reloaded.store.vectors_reconciled == 1
@@ -147,30 +148,69 @@ def test_migration_to_milvus_resumes_checks_counts_and_goes_back(small_corpus, t
     assert _top_docs(back) == before
 
 
-@pytest.fixture()
-def milvus_server(tmp_path):
+def test_a_migration_of_an_older_index_is_not_resumed(small_corpus, tmp_path):
+    """The index changed since the copy was interrupted: its partial copy may hold stale
+    vectors, so the migration starts afresh and the partial copy is dropped."""
+    index_dir = tmp_path / "index"
+    store = make_assistant(small_corpus, index_dir).store
+    migrating = _milvus(small_corpus, index_dir)
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        migrating._move_vectors(store, "milvus", interrupt, batch=1)
+    partial = json.loads((index_dir / ".migration.json").read_text())["collection"]
+    (small_corpus / "faiss.md").write_text(
+        "# FAISS\n\nFAISS searches dense vectors by similarity, exactly or approximately.\n",
+        encoding="utf-8")
+    assert make_assistant(small_corpus, index_dir).ensure_index().updated  # a new generation
+    resumed = make_assistant(small_corpus, index_dir)
+    resumed.migrate("milvus")
+    vectors = resumed.store.vectors
+    assert vectors.collection != partial and vectors.ids() == set(resumed.store.chunks)
+    assert partial not in _collections(index_dir)
+    assert resumed.retrieve("similarity search of dense vectors", top_k=1)[0].doc_id.endswith(
+        "faiss.md")
+
+
+class MilvusServer:
     """Milvus Lite's own gRPC server on 127.0.0.1, stopped by its PID."""
-    port = free_port()
-    log = open(tmp_path / "milvus.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from milvus_lite.cmdline import main; "
-         "sys.exit(main())", "server", "--data-dir", str(tmp_path / "milvus-data"),
-         "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    try:
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from milvus_lite.cmdline import main; "
+             "sys.exit(main())", "server", "--data-dir", str(data_dir),
+             "--host", "127.0.0.1", "--port", str(port)],
+            stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
+                return
             except OSError:
-                assert process.poll() is None, (tmp_path / "milvus.log").read_text()
+                assert self.process.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "Milvus Lite server did not start"
                 time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self._log.close()
+
+
+@pytest.fixture()
+def milvus_server(tmp_path):
+    server = MilvusServer(tmp_path / "milvus-data", tmp_path / "milvus.log")
+    try:
+        yield server
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        server.stop()
 
 
 @pytest.mark.slow
@@ -181,10 +221,12 @@ def test_two_app_processes_share_one_milvus_server(small_corpus, tmp_path, milvu
     from gradio_client import Client
 
     index_dir = tmp_path / "index"
-    builder = _milvus(small_corpus, index_dir, milvus_uri=milvus_server)
+    builder = _milvus(small_corpus, index_dir, milvus_uri=milvus_server.url)
     builder.ensure_index()
-    settings = {"vector_store": "milvus", "milvus_uri": milvus_server,
-                "corpus_dir": str(small_corpus), "llm_backend": "extractive"}
+    # Serving instances: no corpus in sight, no re-scan; the index is as the builder left it.
+    settings = {"vector_store": "milvus", "milvus_uri": milvus_server.url,
+                "corpus_dir": str(tmp_path / "not-mounted"), "auto_update": "false",
+                "llm_backend": "extractive"}
     apps = [AppServer(index_dir, tmp_path / f"app{n}.log", **settings) for n in (1, 2)]
     try:
         for app in apps:
@@ -205,24 +247,71 @@ def test_two_app_processes_share_one_milvus_server(small_corpus, tmp_path, milvu
         for app in apps:
             log = app.log_path.read_text()
             assert "Traceback" not in log and "rebuilt" not in log, log[-2000:]
+            assert "3 documents" in log  # nothing was removed for the missing corpus
     finally:
         for app in apps:
             app.stop()
 
 
-def test_an_unreachable_milvus_is_an_error_not_a_rebuild(small_corpus, tmp_path, capsys):
+def test_an_unreachable_milvus_is_an_error_not_a_rebuild(small_corpus, tmp_path, capsys,
+                                                        milvus_server):
+    index_dir = tmp_path / "index"
+    _milvus(small_corpus, index_dir, milvus_uri=milvus_server.url,
+            milvus_token="root:s3cret-token").ensure_index()
+    live = (index_dir / "CURRENT").read_text()
+    milvus_server.stop()
     config = tmp_path / "down.toml"
     config.write_text(f'[ai_digest_qa]\ncorpus_dir = "{small_corpus}"\n'
-                      f'index_dir = "{tmp_path / "index"}"\nvector_store = "milvus"\n'
-                      f'milvus_uri = "http://127.0.0.1:{free_port()}"\n'
+                      f'index_dir = "{index_dir}"\nvector_store = "milvus"\n'
+                      f'milvus_uri = "{milvus_server.url}"\n'
                       'milvus_token = "root:s3cret-token"\n', encoding="utf-8")
     started = time.monotonic()
     assert cli_main(["--config", str(config), "index"]) == 2
     err = capsys.readouterr().err
-    assert "Cannot reach Milvus at http://127.0.0.1:" in err and "milvus_uri" in err
+    assert f"Cannot use Milvus at {milvus_server.url}" in err and "milvus_uri" in err
     assert "s3cret-token" not in err and "Traceback" not in err
-    assert time.monotonic() - started < 30
-    assert not (tmp_path / "index" / "CURRENT").exists()
+    assert time.monotonic() - started < 60
+    assert (index_dir / "CURRENT").read_text() == live  # kept, not rebuilt elsewhere
+
+    # Pointing the index at another Milvus is a settings error, not a reason to rebuild.
+    moved = make_assistant(small_corpus, index_dir, vector_store="milvus")  # Lite default
+    with pytest.raises(VectorStoreUnavailable, match="Set milvus_uri"):
+        moved.ensure_index()
+    # An explicit rebuild gets past a Milvus that is gone, into the configured store.
+    rebuilt = make_assistant(small_corpus, index_dir)
+    report = rebuilt.update_index([], rebuild=True)
+    assert any("could not be reached" in n for n in report.notices)
+    assert rebuilt.store.vectors.kind == "faiss" and _top_docs(rebuilt) == QUESTIONS
+
+
+def _collections(index_dir: Path) -> set[str]:
+    from pymilvus import MilvusClient
+
+    return set(MilvusClient(str(index_dir / "milvus.db")).list_collections())
+
+
+def test_a_rebuild_gets_a_new_collection_and_old_ones_are_dropped_a_round_later(
+        small_corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    first = _milvus(small_corpus, index_dir)
+    first.ensure_index()
+    a = first.store.vectors.collection
+    second = _milvus(small_corpus, index_dir)
+    second.update_index([], rebuild=True)
+    b = second.store.vectors.collection
+    assert a != b and {a, b} <= _collections(index_dir)  # a serves readers one more round
+    third = _milvus(small_corpus, index_dir)
+    third.update_index([], rebuild=True)
+    c = third.store.vectors.collection
+    assert _collections(index_dir) >= {b, c} and a not in _collections(index_dir)
+    assert _top_docs(third) == QUESTIONS
+
+    # A FAISS setting does not move (or drop) a Milvus index: it says how to.
+    faiss_config = make_assistant(small_corpus, index_dir)
+    report = faiss_config.ensure_index()
+    assert faiss_config.store.vectors.kind == "milvus" and not report.vectors_moved
+    assert any("ai-digest-qa migrate --to faiss" in n for n in report.notices)
+    assert _top_docs(faiss_config) == QUESTIONS
 
 
 def _cli(small_corpus: Path, index_dir: Path, *args: str) -> subprocess.CompletedProcess:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -17,19 +19,25 @@ from .config import Config, ConfigError, load_config
 from .corpus import Document
 from .embeddings import Embedder, embedder_identity, make_embedder
 from .index import (
+    MIGRATION_MARKER,
     IndexCorruptError,
     IndexStore,
     Manifest,
     UpdateReport,
     index_lock,
     progress_printer,
+    record_collection,
 )
 from .llm import ChatLLM, LLMError, make_llm
 from .retrieval import CrossEncoderReranker, HybridRetriever, Passage
-from .vectorstores import MilvusVectors, create_vectors
+from .vectorstores import (
+    MilvusMissingError,
+    MilvusVectors,
+    VectorStoreUnavailable,
+    create_vectors,
+)
 
-# Names the Milvus collection an interrupted `migrate --to milvus` was filling.
-MIGRATION_MARKER = ".migration.json"
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -50,6 +58,7 @@ class Assistant:
         self._lock = threading.RLock()
         self._llms: dict[str, ChatLLM | None] = {}
         self.last_update: UpdateReport | None = None
+        self._migrate_to: str | None = None  # set by migrate() for one update
 
     # -- components, created on first use --
 
@@ -77,20 +86,32 @@ class Assistant:
 
     def ensure_index(self, progress: ProgressCallback | None = None,
                      rebuild: bool = False) -> UpdateReport:
-        """Load the index, building or updating it first when needed."""
-        return self.update_index([], progress=progress, rebuild=rebuild)
+        """Load the index, building it when needed, and updating it from the files unless
+        ``auto_update`` is off."""
+        return self.update_index([], progress=progress, rebuild=rebuild,
+                                 scan=self.config.auto_update)
 
     def update_index(self, add_paths: list[Path], progress: ProgressCallback | None = None,
-                     rebuild: bool = False, remove_paths: list[Path] | None = None
-                     ) -> UpdateReport:
-        """Register ``add_paths`` as sources (files or folders) and index what changed."""
+                     rebuild: bool = False, remove_paths: list[Path] | None = None,
+                     scan: bool = True) -> UpdateReport:
+        """Register ``add_paths`` as sources (files or folders) and index what changed.
+
+        ``scan=False`` only loads a sound index (building one if there is none): for
+        instances serving an index that an ingest job maintains.
+        """
         config = self.config
         identity = embedder_identity(config)
         chunker = self.chunker()
         report = UpdateReport()
         with self._lock, index_lock(config.index_dir):
-            store = self._load_or_none(report)
-            replaced = store
+            try:
+                store = self._load_or_none(report)
+            except (VectorStoreUnavailable, MilvusMissingError) as exc:
+                if not rebuild:
+                    raise
+                report.notices.append(f"the old index's vectors could not be reached ({exc}); "
+                                      "built a new index without them")
+                store = None
             if store is not None:
                 reason = store.manifest.incompatibility(identity, chunker.settings)
                 if rebuild or reason:
@@ -101,20 +122,34 @@ class Assistant:
             previous = IndexStore.read_manifest(config.index_dir)
             if store is None:
                 embedder = self.embedder
+                vectors = create_vectors(config.vector_store, embedder.dimension,
+                                         config.milvus_settings)
+                record_collection(config.index_dir, vectors)
                 store = IndexStore(
                     Manifest(embedder=identity, dimension=embedder.dimension,
                              chunking=chunker.settings,
                              sources=previous.sources if previous else []),
-                    embedder.dimension,
-                    create_vectors(config.vector_store, embedder.dimension,
-                                   config.milvus_settings))
-                if replaced is not None and isinstance(replaced.vectors, MilvusVectors):
-                    store.replaced_vectors = replaced.vectors  # dropped once the new is live
+                    embedder.dimension, vectors)
+                # A rebuild ends any interrupted migration (its collection is dropped later).
+                (config.index_dir / MIGRATION_MARKER).unlink(missing_ok=True)
                 report.rebuilt_because = report.rebuilt_because or "no index yet"
+            elif self._migrate_to and store.vectors.kind != self._migrate_to:
+                report.vectors_moved = f"{store.vectors.kind} -> {self._migrate_to}"
+                self._move_vectors(store, self._migrate_to, progress)
             elif store.vectors.kind != config.vector_store:
-                # The user switched backends: copy the vectors over, no re-embedding.
-                report.vectors_moved = f"{store.vectors.kind} -> {config.vector_store}"
-                self._move_vectors(store, config.vector_store, progress)
+                # Only the migrate command moves vectors: one misconfigured instance must
+                # not move a shared index back and forth.
+                notice = (f"the index keeps its vectors in {store.vectors.kind}; "
+                          f"vector_store={config.vector_store!r} applies to new builds. Move "
+                          f"them with `ai-digest-qa migrate --to {config.vector_store}`.")
+                report.notices.append(notice)
+                log.warning(notice)
+            if not scan and store.generation is not None and not report.vectors_moved \
+                    and not add_paths and not remove_paths:
+                if store.keywords_rebuilt:
+                    store.save(config.index_dir, config.milvus_settings)
+                self._store, self._retriever, self.last_update = store, None, report
+                return report
             sources = list(store.manifest.sources)
             for path in add_paths:
                 resolved = str(path.expanduser().resolve())
@@ -132,7 +167,9 @@ class Assistant:
                          progress, report, max_file_bytes=int(config.max_file_mb * 1e6))
             if (report.changed or report.fingerprints_refreshed or store.generation is None
                     or store.keywords_rebuilt or remove_paths or report.vectors_moved):
-                store.save(config.index_dir)
+                store.save(config.index_dir, config.milvus_settings)
+            if report.vectors_moved:  # only now: until saved, a rerun must be able to resume
+                (config.index_dir / MIGRATION_MARKER).unlink(missing_ok=True)
             self._store = store
             self._retriever = None
             self.last_update = report
@@ -140,29 +177,40 @@ class Assistant:
 
     def migrate(self, to: str, progress: ProgressCallback | None = None) -> UpdateReport:
         """Move the index's vectors to backend ``to`` ("faiss" or "milvus") without
-        re-embedding; resumable, with a count check at the end. Later runs must use the
-        same ``vector_store`` setting, or the vectors move back."""
-        self.config = replace(self.config, vector_store=to)
+        re-embedding; resumable, with a count check at the end."""
+        changes: dict[str, str] = {"vector_store": to}
+        if to == "faiss":
+            changes["keyword_search"] = "local"  # Milvus's full-text search goes with it
+        self.config = replace(self.config, **changes)
         with self._lock:
             self._store = None
             self._retriever = None
-        return self.ensure_index(progress)
+            self._migrate_to = to
+            try:
+                return self.ensure_index(progress)
+            finally:
+                self._migrate_to = None
 
     def _move_vectors(self, store: IndexStore, to: str, progress: ProgressCallback | None,
                       batch: int = 2000) -> None:
         marker = self.config.index_dir / MIGRATION_MARKER
+        source = {"source_generation": store.generation, "embedder": store.manifest.embedder}
         target = None
-        if to == "milvus" and marker.is_file():  # resume an interrupted migration
+        if to == "milvus" and marker.is_file():  # resume an interrupted migration...
             try:
-                target = MilvusVectors.load_named(self.config.milvus_settings, marker)
-            except (OSError, ValueError, KeyError):
+                recorded = json.loads(marker.read_text(encoding="utf-8"))
+                # ...but only of this very index: otherwise its vectors may be stale.
+                if all(recorded.get(k) == v for k, v in source.items()):
+                    target = MilvusVectors.load_named(self.config.milvus_settings, marker)
+            except (OSError, ValueError, KeyError, VectorStoreUnavailable) as exc:
+                log.info("not resuming the earlier migration (%s); starting afresh", exc)
                 target = None
         if target is None:
             target = create_vectors(to, store.manifest.dimension, self.config.milvus_settings)
+            record_collection(self.config.index_dir, target)
             if isinstance(target, MilvusVectors):
-                target.write_info(marker)
+                target.write_info(marker, **source)
         store.migrate_vectors(target, progress, batch)
-        marker.unlink(missing_ok=True)
 
     def _load_or_none(self, report: UpdateReport) -> IndexStore | None:
         try:

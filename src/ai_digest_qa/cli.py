@@ -12,7 +12,7 @@ from . import _offline  # noqa: F401
 from .answer import Answer
 from .assistant import Assistant, QuestionError
 from .config import ConfigError, load_config
-from .index import progress_printer
+from .index import IndexCorruptError, progress_printer
 from .llm import LLMError
 from .vectorstores import VectorStoreUnavailable
 
@@ -110,17 +110,22 @@ def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(assistant: Assistant, args: argparse.Namespace) -> int:
-    config = assistant.config
-    report = assistant.migrate(args.to, progress=progress_printer("copying vectors"))
+    configured = assistant.config.vector_store
+    report = assistant.migrate(args.to, progress=progress_printer("vectors"))
     print(report.summary(), file=sys.stderr)
     store = assistant.store
-    where = config.milvus_settings.shown_uri if args.to == "milvus" else config.index_dir
-    print(f"{store.vectors.size} vectors for {len(store.chunks)} chunks now in {args.to} "
-          f"({where}); count check passed.", file=sys.stderr)
-    if config.vector_store != args.to:
+    where = (assistant.config.milvus_settings.shown_uri if args.to == "milvus"
+             else assistant.config.index_dir)
+    if report.vectors_moved:
+        print(f"{store.vectors.size} vectors for {len(store.chunks)} chunks now in {args.to} "
+              f"({where}); count check passed.", file=sys.stderr)
+    else:
+        print(f"The index's vectors are in {store.vectors.kind} ({where}); nothing to move.",
+              file=sys.stderr)
+    if configured != args.to:
         print(f"Set vector_store = \"{args.to}\" in ai-digest-qa.toml (or "
-              f"AI_DIGEST_QA_VECTOR_STORE={args.to}); with the old setting the next run "
-              "moves the vectors back.", file=sys.stderr)
+              f"AI_DIGEST_QA_VECTOR_STORE={args.to}) so that new builds use it too.",
+              file=sys.stderr)
     return 0
 
 
@@ -277,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             return _cmd_migrate(assistant, args)
         return _cmd_search(assistant, args)
-    except (ConfigError, QuestionError, LLMError, VectorStoreUnavailable) as exc:
+    except (ConfigError, QuestionError, LLMError, VectorStoreUnavailable,
+            IndexCorruptError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .vectorstores import MilvusSettings
 
 ENV_PREFIX = "AI_DIGEST_QA_"
+VECTOR_STORES = ("faiss", "milvus")  # see vectorstores.py
 CONFIG_FILE_NAME = "ai-digest-qa.toml"
 
 
@@ -70,6 +71,10 @@ class Config:
     # Keyword search: "local" (bm25s over jieba tokens in index_dir, stemmed) or "milvus"
     # (the collection's own BM25 full-text search; needs vector_store = "milvus").
     keyword_search: str = "local"
+    # Re-scan the sources and update the index whenever it is loaded (the app's start).
+    # Turn off on instances serving a shared index that an ingest job keeps up to date
+    # (`ai-digest-qa index` always updates).
+    auto_update: bool = True
 
     # Retrieval.
     top_k: int = 5
@@ -165,7 +170,7 @@ class Config:
             )
         if self.llm_timeout <= 0 or self.max_answer_tokens < 1 or self.answer_top_k < 1:
             raise ConfigError("llm_timeout, max_answer_tokens and answer_top_k must be positive.")
-        if self.vector_store not in ("faiss", "milvus"):
+        if self.vector_store not in VECTOR_STORES:
             raise ConfigError(f"vector_store={self.vector_store!r} is not known; "
                               "use 'faiss' or 'milvus'.")
         if self.keyword_search not in ("local", "milvus"):
@@ -173,7 +178,7 @@ class Config:
                               "use 'local' or 'milvus'.")
         if self.keyword_search == "milvus" and self.vector_store != "milvus":
             raise ConfigError("keyword_search='milvus' needs vector_store='milvus'.")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", self.milvus_collection):
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,200}", self.milvus_collection):
             raise ConfigError(f"milvus_collection={self.milvus_collection!r}: use letters, "
                               "digits and underscores, starting with a letter.")
         positive = ("embedding_batch_size", "chunk_size", "top_k", "dense_candidates",

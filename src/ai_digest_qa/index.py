@@ -1,11 +1,15 @@
-"""The persisted index: documents, chunks, FAISS vectors and a Chinese-aware keyword index.
+"""The persisted index: documents, chunks, vectors (FAISS or Milvus) and a Chinese-aware
+keyword index.
 
 One object, :class:`IndexStore`, owns build, incremental update, search, save and load
 (as txtai's ``Embeddings`` does). On disk, ``index/`` holds generations::
 
     index/CURRENT              name of the live generation (replaced atomically)
     index/gen-<time>-<pid>/    manifest.json, documents.jsonl, chunks.jsonl,
-                               vectors/ (FAISS + id map, JSON), keyword/ (bm25s, npy + JSON)
+                               vectors/ (FAISS + id map, or milvus.json naming the
+                               collection), keyword/ (bm25s, npy + JSON)
+    index/.milvus-collections  every Milvus collection this index created, so that
+                               unused ones (old builds, killed builds) are dropped
 
 A build writes a new generation folder and then swaps ``CURRENT``; a crash mid-build
 leaves the previous generation live. Nothing is unpickled on load: JSON, ``.npy``
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -35,29 +40,28 @@ from .corpus import Document, DocumentError, discover, load_file
 from .embeddings import Embedder
 from .textutils import KEYWORD_TOKENIZER_VERSION, detect_language, keyword_tokens
 from .vectorstores import (
-    FLAT_LIMIT,
-    HNSW_LIMIT,
+    ChunkVectors,
     FaissVectors,
     MilvusMissingError,
     MilvusSettings,
     MilvusVectors,
     VectorStoreUnavailable,
-    choose_faiss_index,
-    make_faiss_index,
+    drop_collections,
     open_vectors,
 )
 
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
+COLLECTIONS_LEDGER = ".milvus-collections"
+# Names the Milvus collection an interrupted `migrate --to milvus` was filling.
+MIGRATION_MARKER = ".migration.json"
 
 
 class IndexCorruptError(RuntimeError):
     """The index on disk is missing, damaged or inconsistent; the message says what to do."""
-
-
-# FAISS and Milvus live in .vectorstores; re-exported for the bench and tests.
-__all__ = ["FLAT_LIMIT", "HNSW_LIMIT", "choose_faiss_index", "make_faiss_index"]
 
 
 # --- keyword index -------------------------------------------------------------------
@@ -190,6 +194,7 @@ class UpdateReport:
     # File sizes/mtimes changed without content changes: worth saving, nothing re-embedded.
     fingerprints_refreshed: bool = False
     vectors_moved: str | None = None  # "faiss -> milvus" when the backend changed
+    notices: list[str] = field(default_factory=list)  # things the user should know
 
     @property
     def changed(self) -> bool:
@@ -206,6 +211,8 @@ class UpdateReport:
             text = f"vectors moved ({self.vectors_moved}, no re-embedding); " + text
         for path, reason in self.skipped:
             text += f"\n  skipped {path}: {reason}"
+        for notice in self.notices:
+            text += f"\n  note: {notice}"
         return text
 
 
@@ -278,11 +285,12 @@ class IndexStore:
     """Documents, chunks, vectors and keywords of one index, in memory and on disk."""
 
     def __init__(self, manifest: Manifest, dimension: int,
-                 vectors: FaissVectors | MilvusVectors | None = None) -> None:
+                 vectors: ChunkVectors | None = None) -> None:
         self.manifest = manifest
         self.documents: dict[str, Document] = {}
         self.chunks: dict[str, ChunkRecord] = {}
-        self.vectors = vectors if vectors is not None else FaissVectors.empty(dimension)
+        self.vectors: ChunkVectors = (vectors if vectors is not None
+                                      else FaissVectors.empty(dimension))
         self.manifest.vector_store = self.vectors.kind
         self.keywords = KeywordIndex([], [])
         self.generation: str | None = None
@@ -290,8 +298,6 @@ class IndexStore:
         self.keywords_rebuilt = False
         # Set when loading removed vectors a killed build had added (Milvus).
         self.vectors_reconciled = 0
-        # A Milvus collection this store replaced (a rebuild): dropped once it is live.
-        self.replaced_vectors: MilvusVectors | None = None
 
     # -- persistence --
 
@@ -326,7 +332,7 @@ class IndexStore:
             raise IndexCorruptError(f"No index in {index_dir}; run `ai-digest-qa index`.")
         try:
             manifest = Manifest.from_json(json.loads((folder / "manifest.json").read_text("utf-8")))
-            store = cls(manifest, manifest.dimension)
+            store = cls(manifest, manifest.dimension, open_vectors(folder / "vectors", milvus))
             for row in _read_jsonl(folder / "documents.jsonl"):
                 document = Document.from_record(row)
                 store.documents[document.doc_id] = document
@@ -334,17 +340,15 @@ class IndexStore:
                 chunk = Chunk(row["chunk_id"], row["doc_id"], row["text"], row["start"],
                               row["end"], row["section"], row["ordinal"])
                 store.chunks[chunk.chunk_id] = ChunkRecord(chunk, row["embed_hash"])
-            store.vectors = open_vectors(folder / "vectors", milvus)
             store.keywords = KeywordIndex.load(folder / "keyword")
-            if isinstance(store.vectors, MilvusVectors) and store.vectors.size != len(
-                    store.chunks):
-                store.vectors_reconciled = store.vectors.reconcile(set(store.chunks))
         except (MilvusMissingError, VectorStoreUnavailable):
             raise  # not damage: the user has to install or start something
+        except _milvus_error() as exc:  # a server error is not damage: never rebuild for it
+            raise VectorStoreUnavailable(f"Milvus failed while loading the index: {exc}") \
+                from None
         # SyntaxError: llama-index's FAISS store parses its id map with ast.literal_eval.
-        # MilvusException: an unreachable server or a dropped collection.
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SyntaxError,
-                _milvus_error()) as exc:
+        # CollectionMissing (a ValueError): the collection the index names is gone.
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SyntaxError) as exc:
             raise IndexCorruptError(
                 f"The index in {folder} is damaged ({type(exc).__name__}: {exc}); "
                 "it will be rebuilt (or run `ai-digest-qa index --rebuild`)."
@@ -360,21 +364,26 @@ class IndexStore:
 
     def _check_consistency(self, folder: Path) -> None:
         problems = []
+        if set(self.keywords.chunk_ids) != set(self.chunks):
+            problems.append("keyword index and chunks differ")
+        if set(self.documents) != set(self.manifest.documents):
+            problems.append("documents and manifest differ")
+        if not problems and isinstance(self.vectors, MilvusVectors) and \
+                self.vectors.size != len(self.chunks):
+            # Only once the generation itself is sound: remove what a killed build added.
+            self.vectors_reconciled = self.vectors.reconcile(set(self.chunks))
         if self.vectors.size != len(self.chunks):
             problems.append(f"{self.vectors.size} vectors for {len(self.chunks)} chunks")
         if self.vectors.dimension != self.manifest.dimension:
             problems.append(f"vector dimension {self.vectors.dimension} != manifest "
                             f"{self.manifest.dimension}")
-        if set(self.keywords.chunk_ids) != set(self.chunks):
-            problems.append("keyword index and chunks differ")
-        if set(self.documents) != set(self.manifest.documents):
-            problems.append("documents and manifest differ")
         if problems:
             raise IndexCorruptError(
                 f"The index in {folder} is inconsistent: {'; '.join(problems)}.")
 
-    def save(self, index_dir: Path) -> Path:
-        """Write a new generation and make it live atomically; old generations are removed."""
+    def save(self, index_dir: Path, milvus: MilvusSettings | None = None) -> Path:
+        """Write a new generation and make it live atomically; old generations are removed,
+        and with them (given ``milvus``) the Milvus collections no kept generation uses."""
         index_dir.mkdir(parents=True, exist_ok=True)
         name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
         staging = index_dir / f".staging-{name}"
@@ -395,6 +404,9 @@ class IndexStore:
                     with open(path, "rb") as handle:
                         os.fsync(handle.fileno())
             os.rename(staging, index_dir / name)
+            # The generation live until now (also after a rebuild, which starts afresh).
+            live_before = IndexStore.current_generation(index_dir)
+            previous = live_before.name if live_before else None
             pointer_tmp = index_dir / f".{CURRENT_FILE}.{os.getpid()}.tmp"
             pointer_tmp.write_text(name + "\n", encoding="utf-8")
             with open(pointer_tmp, "rb") as handle:
@@ -404,31 +416,48 @@ class IndexStore:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        previous = self.generation
         self.generation = name
-        self.vectors.committed()  # e.g. Milvus deletes that had to wait for this moment
-        if self.replaced_vectors is not None:
-            self.replaced_vectors.drop()
-            self.replaced_vectors = None
-        self._remove_stale(index_dir, keep={name, previous or name})
+        # The new generation is live: what follows is clean-up, and a failure in it must
+        # not turn a finished update into an error (the next load reconciles).
+        try:
+            self.vectors.committed()  # e.g. Milvus deletes that had to wait for this moment
+            self._remove_stale(index_dir, {name, previous or name}, milvus)
+        except Exception as exc:  # noqa: BLE001 - logged; the index itself is saved
+            log.warning("index saved; clean-up of old data failed (%s: %s)",
+                        type(exc).__name__, exc)
         return index_dir / name
 
     @staticmethod
-    def _remove_stale(index_dir: Path, keep: set[str]) -> None:
-        """Remove old generations and leftovers of killed builds.
+    def _remove_stale(index_dir: Path, keep: set[str],
+                      milvus: MilvusSettings | None = None) -> None:
+        """Remove old generations and leftovers of killed builds, then the Milvus
+        collections this index created that no kept generation (or migration) uses.
 
         The generation that was live until now is kept one round longer, so a process
-        still reading it is not pulled from under.
+        still reading it is not pulled from under; so is its collection.
         """
         for path in index_dir.iterdir():
-            if path.name in keep or path.name in (CURRENT_FILE, LOCK_FILE, ".gitignore",
-                                                  "milvus.db", ".migration.json"):
+            if path.name in keep:
                 continue
             if path.name.startswith(("gen-", ".staging-", f".{CURRENT_FILE}.")):
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
+        ledger = index_dir / COLLECTIONS_LEDGER
+        if milvus is None or not ledger.is_file():
+            return
+        created = set(ledger.read_text(encoding="utf-8").split())
+        in_use = {_collection_named(index_dir / name / "vectors" / MilvusVectors.INFO)
+                  for name in keep}
+        in_use.add(_collection_named(index_dir / MIGRATION_MARKER))
+        unused = created - in_use
+        if unused:
+            dropped = drop_collections(milvus, sorted(unused))
+            if dropped:
+                log.info("dropped unused Milvus collections: %s", ", ".join(dropped))
+            remaining = created - unused
+            ledger.write_text("".join(f"{n}\n" for n in sorted(remaining)), encoding="utf-8")
 
     # -- building --
 
@@ -633,11 +662,25 @@ class IndexStore:
             raise IndexCorruptError(f"migration count check failed: {target.size} vectors "
                                     f"in {target.kind} for {len(self.chunks)} chunks; run "
                                     "the migration again to resume.")
-        if isinstance(self.vectors, MilvusVectors):
-            self.replaced_vectors = self.vectors
         self.vectors = target
         self.manifest.vector_store = target.kind
         return total
+
+
+def record_collection(index_dir: Path, vectors: ChunkVectors) -> None:
+    """Note a Milvus collection this index created, before anything is written to it, so
+    it is dropped once no generation uses it, even if its build is killed."""
+    if isinstance(vectors, MilvusVectors):
+        index_dir.mkdir(parents=True, exist_ok=True)
+        with open(index_dir / COLLECTIONS_LEDGER, "a", encoding="utf-8") as ledger:
+            ledger.write(vectors.collection + "\n")
+
+
+def _collection_named(info_file: Path) -> str | None:
+    try:
+        return str(json.loads(info_file.read_text(encoding="utf-8"))["collection"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _milvus_error() -> type[BaseException]:

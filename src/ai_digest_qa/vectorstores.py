@@ -3,7 +3,8 @@
 Both are llama-index vector stores (``FaissMapVectorStore``, ``MilvusVectorStore``) behind
 one small interface, :class:`ChunkVectors`, chosen by ``vector_store = "faiss" | "milvus"``
 through :func:`create_vectors` / :func:`open_vectors`. The index owns everything else
-(documents, chunks, keywords, manifest) and never needs to know which one it talks to.
+(documents, chunks, keywords, manifest); only Milvus's clean-up after a killed build
+(:meth:`MilvusVectors.reconcile`) is asked for by type.
 
 Milvus Lite is the default Milvus target: a local ``.db`` folder served by milvus-lite
 3.x, a pure-Python implementation of the Milvus API (FAISS underneath) that runs a gRPC
@@ -19,6 +20,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,11 +29,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import ConfigError
+from .config import VECTOR_STORES, ConfigError
 
 log = logging.getLogger(__name__)
 
-VECTOR_STORES = ("faiss", "milvus")
 
 # Exact search up to this many chunks (a few ms per query at 5e4 x 384 on one core);
 # HNSW beyond, IVF beyond HNSW_LIMIT, where HNSW's build time and memory grow too large.
@@ -222,11 +223,6 @@ class FaissVectors:
         kind = choose_faiss_index(len(ids), self.flat_limit, HNSW_LIMIT)
         return make_faiss_index(kind, matrix.shape[1], matrix), ids
 
-    def warm(self) -> None:
-        """Build the approximate index now (large stores), not on a user's first query."""
-        if self.size > self.flat_limit:
-            self._approximate_search(np.zeros(self.dimension, dtype=np.float32), 1)
-
     def persist(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.store.persist(str(folder / self.FILE))
@@ -295,7 +291,6 @@ class MilvusVectors:
         try:
             from llama_index.vector_stores.milvus import MilvusVectorStore
             from llama_index.vector_stores.milvus.utils import BM25BuiltInFunction
-            from pymilvus import MilvusClient
         except ImportError as exc:
             raise MilvusMissingError(
                 f"vector_store='milvus' needs the Milvus packages ({exc.name} is missing): "
@@ -306,53 +301,57 @@ class MilvusVectors:
         _bypass_proxies_for_loopback()
         from pymilvus.exceptions import MilvusException
 
-        try:
-            # Failures are logged with tracebacks by milvus-lite and pymilvus; we raise one
-            # readable error instead.
-            with _quiet("milvus_lite", "pymilvus"):
-                probe = MilvusClient(uri=settings.uri, token=settings.token)
-        except MilvusException as exc:
-            if settings.is_lite:
-                raise _lite_unavailable(settings, exc) from None
-            raise VectorStoreUnavailable(
-                f"Cannot reach Milvus at {settings.shown_uri} ({exc.message}); start the "
-                "server, or check milvus_uri and milvus_token.") from None
-        except AssertionError as exc:  # milvus-lite's server manager reports a lock so
-            raise _lite_unavailable(settings, exc) from None
-        try:
-            exists = probe.has_collection(collection)
-        finally:
-            probe.close()
-        if not create and not exists:
-            raise ValueError(f"the Milvus collection {collection!r} is missing at "
-                             f"{settings.shown_uri}")
         self.settings = settings
         self.collection = collection
         self._dimension = dimension
-        self.store = MilvusVectorStore(
-            uri=settings.uri, token=settings.token, collection_name=collection,
-            dim=dimension, overwrite=create, upsert_mode=True, similarity_metric="IP",
-            index_config={"index_type": settings.index_type,
-                          "params": {"M": settings.hnsw_m,
-                                     "efConstruction": settings.ef_construction}},
-            search_config={"ef": settings.ef},
-            consistency_level="Strong",  # a search right after an update must see it
-            # Every collection gets the BM25 field, so keyword_search can switch to
-            # Milvus without a rebuild.
-            enable_sparse=True,
-            sparse_embedding_function=BM25BuiltInFunction(analyzer_params=settings.analyzer,
-                                                          enable_match=False),
-        )
-        if not create:
-            # A collection another process (or an earlier run) wrote is "released":
-            # every search fails until it is loaded into memory.
-            self.client.load_collection(collection)
+        probe = _connect(settings)
+        try:
+            exists = probe.has_collection(collection)
+            actual = _collection_dimension(probe, collection) if exists else None
+        except MilvusException as exc:
+            raise _unavailable(settings, exc) from None
+        finally:
+            probe.close()
+        if create and exists:  # names carry a random part: this is not ours to overwrite
+            raise VectorStoreUnavailable(f"a Milvus collection named {collection!r} already "
+                                         f"exists at {settings.shown_uri}")
+        if not create and not exists:
+            raise CollectionMissing(f"the Milvus collection {collection!r} is missing at "
+                                    f"{settings.shown_uri}")
+        if actual is not None and actual != dimension:
+            raise CollectionMissing(f"the Milvus collection {collection!r} holds {actual}-d "
+                                    f"vectors, the index expects {dimension}-d")
+        try:
+            # Milvus Lite's in-process gRPC server logs an error for AllocTimestamp, which
+            # it does not implement and the client does without; keep it out of the log.
+            with _quiet("grpc._server"):
+                self.store = MilvusVectorStore(
+                    uri=settings.uri, token=settings.token, collection_name=collection,
+                    dim=dimension, overwrite=False, upsert_mode=True, similarity_metric="IP",
+                    index_config={"index_type": settings.index_type,
+                                  "params": {"M": settings.hnsw_m,
+                                             "efConstruction": settings.ef_construction}},
+                    search_config={"ef": settings.ef},
+                    consistency_level="Strong",  # a search right after an update sees it
+                    # Every collection gets the BM25 field, so keyword_search can switch
+                    # to Milvus without a rebuild.
+                    enable_sparse=True,
+                    sparse_embedding_function=BM25BuiltInFunction(
+                        analyzer_params=settings.analyzer, enable_match=False),
+                )
+            if not create:
+                # A collection another process (or an earlier run) wrote is "released":
+                # every search fails until it is loaded into memory.
+                self.client.load_collection(collection)
+        except MilvusException as exc:
+            raise _unavailable(settings, exc) from None
         self._pending_deletes: set[str] = set()
 
     @classmethod
     def create(cls, settings: MilvusSettings, dimension: int) -> MilvusVectors:
         """A new, empty collection (a full build never writes into the live one)."""
-        name = f"{settings.collection_prefix}_{time.strftime('%Y%m%d%H%M%S')}_{os.getpid()}"
+        name = (f"{settings.collection_prefix}_{time.strftime('%Y%m%d%H%M%S')}_"
+                f"{uuid.uuid4().hex[:8]}")
         return cls(settings, name, dimension, create=True)
 
     @classmethod
@@ -361,16 +360,29 @@ class MilvusVectors:
 
     @classmethod
     def load_named(cls, settings: MilvusSettings, info_file: Path) -> MilvusVectors:
-        """The existing collection named in ``info_file`` (see :meth:`write_info`)."""
+        """The existing collection named in ``info_file`` (see :meth:`write_info`).
+
+        An index built against another Milvus server is an error to fix in the settings,
+        never a reason to rebuild (that would move a shared index back and forth).
+        A Lite file may have moved with its index folder, so only servers are compared.
+        """
         info = json.loads(info_file.read_text(encoding="utf-8"))
+        recorded = str(info.get("uri", ""))
+        lite = not recorded.startswith(("http://", "https://", "tcp://", "unix:"))
+        if recorded and not (lite and settings.is_lite) and recorded != settings.shown_uri:
+            raise VectorStoreUnavailable(
+                f"This index keeps its vectors in Milvus at {recorded}, but milvus_uri is "
+                f"{settings.shown_uri}. Set milvus_uri to the index's server, or build a "
+                "new index there with `ai-digest-qa index --rebuild`.")
         return cls(settings, str(info["collection"]), int(info["dimension"]), create=False)
 
-    def write_info(self, info_file: Path) -> None:
-        """Name this collection in ``info_file``; the URI is shown without credentials
-        (the token itself is never written)."""
-        info_file.write_text(json.dumps({
-            "collection": self.collection, "dimension": self._dimension,
-            "uri": self.settings.shown_uri}), encoding="utf-8")
+    def info(self) -> dict[str, Any]:
+        """What names this collection; the URI without credentials, never the token."""
+        return {"collection": self.collection, "dimension": self._dimension,
+                "uri": self.settings.shown_uri}
+
+    def write_info(self, info_file: Path, **extra: Any) -> None:
+        info_file.write_text(json.dumps({**self.info(), **extra}), encoding="utf-8")
 
     @property
     def client(self) -> Any:
@@ -432,7 +444,8 @@ class MilvusVectors:
             self.collection, data=[np.asarray(vector, dtype=np.float32).tolist()],
             limit=k + len(self._pending_deletes), output_fields=["id"],
             anns_field=self.store.embedding_field,
-            search_params={"metric_type": "IP", "params": {"ef": max(self.settings.ef, k)}})
+            search_params={"metric_type": "IP",  # HNSW needs ef >= limit
+                           "params": {"ef": max(self.settings.ef, k + len(self._pending_deletes))}})
         hits = [(row["id"], float(row["distance"])) for row in rows[0]
                 if row["id"] not in self._pending_deletes]
         return hits[:k]
@@ -457,9 +470,14 @@ class MilvusVectors:
         """Delete vectors whose chunks the live generation does not have (left by a build
         that was killed before it went live); returns how many."""
         extra = sorted(self.ids() - known)
-        for start in range(0, len(extra), 500):
-            self.store.delete_nodes(extra[start:start + 500])
+        self._delete_now(extra)
         return len(extra)
+
+    def _delete_now(self, ids: list[str]) -> None:
+        # By primary key, not llama-index's delete_nodes: that builds a filter expression
+        # from the ids' repr, which file names with quotes could break.
+        for start in range(0, len(ids), 500):
+            self.client.delete(self.collection, ids=ids[start:start + 500])
 
     def persist(self, folder: Path) -> None:
         self.client.flush(self.collection)
@@ -468,29 +486,83 @@ class MilvusVectors:
 
     def committed(self) -> None:
         """The generation that no longer has these chunks is live: delete their vectors."""
-        doomed = sorted(self._pending_deletes)
-        for start in range(0, len(doomed), 500):
-            self.store.delete_nodes(doomed[start:start + 500])
+        self._delete_now(sorted(self._pending_deletes))
         self._pending_deletes.clear()
 
     def drop(self) -> None:
         self.client.drop_collection(self.collection)
 
-    def warm(self) -> None:
-        """Milvus builds and loads its index itself."""
+
+class CollectionMissing(ValueError):
+    """The collection an index names is gone or does not match it: the index is damaged."""
+
+
+def _connect(settings: MilvusSettings) -> Any:
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        # Failures are logged with tracebacks by milvus-lite and pymilvus; we raise one
+        # readable error instead.
+        with _quiet("milvus_lite", "pymilvus"):
+            return MilvusClient(uri=settings.uri, token=settings.token)
+    except MilvusException as exc:
+        raise _unavailable(settings, exc) from None
+    except AssertionError as exc:  # milvus-lite's server manager reports a lock so
+        raise _lite_unavailable(settings, exc) from None
+
+
+def _collection_dimension(client: Any, collection: str) -> int | None:
+    for field_info in client.describe_collection(collection).get("fields", []):
+        dim = (field_info.get("params") or {}).get("dim")
+        if dim is not None:
+            return int(dim)
+    return None
+
+
+def _unavailable(settings: MilvusSettings, exc: Any) -> VectorStoreUnavailable:
+    if settings.is_lite:
+        return _lite_unavailable(settings, exc)
+    message = getattr(exc, "message", None) or str(exc)
+    return VectorStoreUnavailable(
+        f"Cannot use Milvus at {settings.shown_uri} ({message}); start the server, or check "
+        "milvus_uri and milvus_token.")
+
+
+def drop_collections(settings: MilvusSettings, names: Iterable[str]) -> list[str]:
+    """Drop the named collections that exist; returns those dropped. Best effort: the
+    caller logs failures (a dropped collection is garbage, not data)."""
+    names = list(names)
+    if not names:
+        return []
+    client = _connect(settings)
+    try:
+        existing = set(client.list_collections())
+        dropped = [name for name in names if name in existing]
+        for name in dropped:
+            client.drop_collection(name)
+        return dropped
+    finally:
+        client.close()
+
+
+_quiet_lock = threading.Lock()
 
 
 @contextmanager
 def _quiet(*logger_names: str) -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in logger_names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
+    """Silence third-party loggers for a moment. Serialised: overlapping callers would
+    otherwise restore each other's levels in the wrong order."""
+    with _quiet_lock:
+        loggers = [logging.getLogger(name) for name in logger_names]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL + 1)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
 
 def _lite_unavailable(settings: MilvusSettings, exc: BaseException) -> VectorStoreUnavailable:
