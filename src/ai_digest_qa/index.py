@@ -309,7 +309,7 @@ class IndexStore:
         except (OSError, UnicodeDecodeError):  # missing or garbage: there is no live index
             return None
         # Only a generation folder of this index, never a path that leads elsewhere.
-        if not re.fullmatch(r"gen-[\w.-]+", name) or name in (".", ".."):
+        if not re.fullmatch(r"gen-[\w.-]+", name):
             return None
         folder = index_dir / name
         return folder if folder.is_dir() else None
