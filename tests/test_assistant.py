@@ -12,6 +12,7 @@ import pytest
 
 from ai_digest_qa import Assistant, QuestionError
 from ai_digest_qa.assistant import validate_question
+from ai_digest_qa.bench import current_rss_mb
 from ai_digest_qa.evaluation import load_questions
 from ai_digest_qa.prompts import SYSTEM
 from conftest import make_assistant
@@ -101,13 +102,6 @@ CONCURRENT_IDS = ["zh-zh-01", "zh-zh-04", "zh-zh-10", "zh-zh-19",
                   "en-en-02", "en-en-08", "en-zh-06", "en-zh-05"]
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
-
-
 @pytest.mark.slow
 def test_eight_threads_asking_at_once_each_get_their_own_answer(corpus_assistant, caplog):
     """One Assistant, 8 threads: every answer belongs to its question, retrieval matches a
@@ -119,11 +113,11 @@ def test_eight_threads_asking_at_once_each_get_their_own_answer(corpus_assistant
     alone = {q.id: [p.chunk_id for p in assistant.retrieve(q.question,
                                                           top_k=assistant.config.answer_top_k)]
              for q in items}
-    rss_before = _rss_mb()
+    rss_before = current_rss_mb()
     with caplog.at_level(logging.INFO, logger="ai_digest_qa.llm"):
         with ThreadPoolExecutor(max_workers=8) as pool:
             answers = list(pool.map(lambda q: assistant.ask(q.question, llm="local"), items))
-    growth = _rss_mb() - rss_before
+    growth = current_rss_mb() - rss_before
     assert sum("loading local model" in r.getMessage() for r in caplog.records) == 1
     # The model file is ~400 MB; eight copies, or a per-thread context, would blow this.
     assert growth < 1500, f"RSS grew by {growth:.0f} MB"

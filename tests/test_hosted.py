@@ -4,7 +4,6 @@ and its failure modes: server down, too slow, malformed replies."""
 import http.server
 import json
 import logging
-import socket
 import subprocess
 import sys
 import threading
@@ -15,20 +14,15 @@ import pytest
 
 from ai_digest_qa import Assistant, load_config
 from ai_digest_qa.llm import LLMError, LLMTimeout, OpenAICompatibleLLM
+from conftest import free_port
 
 HERE = Path(__file__).resolve().parent
 MESSAGES = [{"role": "user", "content": "Reply with one word: yes"}]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(model_path: Path):
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, str(HERE / "llm_server.py"), str(model_path),
                                 str(port)], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
@@ -67,7 +61,7 @@ def test_hosted_answer_is_cited(llama_server, corpus_assistant):
 
 
 def test_server_down_falls_back_to_extractive(corpus_assistant):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     started = time.monotonic()
     answer = _hosted(corpus_assistant, f"http://127.0.0.1:{port}/v1").ask(
         "How many papers did CVPR 2023 accept?")

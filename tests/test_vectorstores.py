@@ -25,6 +25,10 @@ QUESTIONS = {"similarity search of dense vectors": "faiss.md", "偏好优化绕�
              "混合专家模型": "moe.txt"}
 
 
+def _interrupt(done: int, total: int) -> None:
+    raise KeyboardInterrupt  # as Ctrl-C after the first batch
+
+
 def _milvus(small_corpus: Path, index_dir: Path, **settings: object):
     return make_assistant(small_corpus, index_dir, vector_store="milvus", **settings)
 
@@ -115,11 +119,8 @@ def test_migration_to_milvus_resumes_checks_counts_and_goes_back(small_corpus, t
     store = faiss.store
     migrating = _milvus(small_corpus, index_dir)
 
-    def interrupt(done: int, total: int) -> None:
-        raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        migrating._move_vectors(store, "milvus", interrupt, batch=1)
+        migrating._move_vectors(store, "milvus", _interrupt, batch=1)
     marker = index_dir / ".migration.json"
     target = MilvusVectors.load_named(migrating.config.milvus_settings, marker)
     assert target.size == 1
@@ -155,11 +156,8 @@ def test_a_migration_of_an_older_index_is_not_resumed(small_corpus, tmp_path):
     store = make_assistant(small_corpus, index_dir).store
     migrating = _milvus(small_corpus, index_dir)
 
-    def interrupt(done: int, total: int) -> None:
-        raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        migrating._move_vectors(store, "milvus", interrupt, batch=1)
+        migrating._move_vectors(store, "milvus", _interrupt, batch=1)
     partial = json.loads((index_dir / ".migration.json").read_text())["collection"]
     (small_corpus / "faiss.md").write_text(
         "# FAISS\n\nFAISS searches dense vectors by similarity, exactly or approximately.\n",

@@ -31,6 +31,7 @@ from .index import (
 from .llm import ChatLLM, LLMError, make_llm
 from .retrieval import CrossEncoderReranker, HybridRetriever, Passage
 from .vectorstores import (
+    ChunkVectors,
     MilvusMissingError,
     MilvusVectors,
     VectorStoreUnavailable,
@@ -122,9 +123,7 @@ class Assistant:
             previous = IndexStore.read_manifest(config.index_dir)
             if store is None:
                 embedder = self.embedder
-                vectors = create_vectors(config.vector_store, embedder.dimension,
-                                         config.milvus_settings)
-                record_collection(config.index_dir, vectors)
+                vectors = self._new_vectors(config.vector_store, embedder.dimension)
                 store = IndexStore(
                     Manifest(embedder=identity, dimension=embedder.dimension,
                              chunking=chunker.settings,
@@ -144,27 +143,10 @@ class Assistant:
                           f"them with `ai-digest-qa migrate --to {config.vector_store}`.")
                 report.notices.append(notice)
                 log.warning(notice)
-            if not scan and store.generation is not None and not report.vectors_moved \
-                    and not add_paths and not remove_paths:
-                if store.keywords_rebuilt:
-                    store.save(config.index_dir, config.milvus_settings)
-                self._store, self._retriever, self.last_update = store, None, report
-                return report
-            sources = list(store.manifest.sources)
-            for path in add_paths:
-                resolved = str(path.expanduser().resolve())
-                if resolved not in sources and Path(resolved) != config.corpus_dir:
-                    sources.append(resolved)
-            for path in remove_paths or []:
-                resolved = str(path.expanduser().resolve())
-                if resolved in sources:
-                    sources.remove(resolved)
-            store.manifest.sources = sources
-            if progress is None and sys.stderr.isatty():
-                progress = progress_printer("embedding")
-            store.update(self._sources(store.manifest), config.corpus_dir.parent,
-                         _LazyEmbedder(self), chunker, config.embedding_batch_size,
-                         progress, report, max_file_bytes=int(config.max_file_mb * 1e6))
+            # scan=False serves a sound index as it is; a new one is built from the files.
+            if scan or store.generation is None or add_paths or remove_paths:
+                self._update_from_sources(store, add_paths, remove_paths or [], chunker,
+                                          progress, report)
             if (report.changed or report.fingerprints_refreshed or store.generation is None
                     or store.keywords_rebuilt or remove_paths or report.vectors_moved):
                 store.save(config.index_dir, config.milvus_settings)
@@ -174,6 +156,33 @@ class Assistant:
             self._retriever = None
             self.last_update = report
             return report
+
+    def _update_from_sources(self, store: IndexStore, add_paths: list[Path],
+                             remove_paths: list[Path], chunker: Chunker,
+                             progress: ProgressCallback | None, report: UpdateReport) -> None:
+        config = self.config
+        sources = list(store.manifest.sources)
+        for path in add_paths:
+            resolved = str(path.expanduser().resolve())
+            if resolved not in sources and Path(resolved) != config.corpus_dir:
+                sources.append(resolved)
+        for path in remove_paths:
+            resolved = str(path.expanduser().resolve())
+            if resolved in sources:
+                sources.remove(resolved)
+        store.manifest.sources = sources
+        if progress is None and sys.stderr.isatty():
+            progress = progress_printer("embedding")
+        store.update(self._sources(store.manifest), config.corpus_dir.parent,
+                     _LazyEmbedder(self), chunker, config.embedding_batch_size,
+                     progress, report, max_file_bytes=int(config.max_file_mb * 1e6))
+
+    def _new_vectors(self, kind: str, dimension: int) -> ChunkVectors:
+        """Empty vectors of ``kind``; a new Milvus collection is recorded first, so it is
+        dropped once unused even if its build is killed."""
+        vectors = create_vectors(kind, dimension, self.config.milvus_settings)
+        record_collection(self.config.index_dir, vectors)
+        return vectors
 
     def migrate(self, to: str, progress: ProgressCallback | None = None) -> UpdateReport:
         """Move the index's vectors to backend ``to`` ("faiss" or "milvus") without
@@ -206,8 +215,7 @@ class Assistant:
                 log.info("not resuming the earlier migration (%s); starting afresh", exc)
                 target = None
         if target is None:
-            target = create_vectors(to, store.manifest.dimension, self.config.milvus_settings)
-            record_collection(self.config.index_dir, target)
+            target = self._new_vectors(to, store.manifest.dimension)
             if isinstance(target, MilvusVectors):
                 target.write_info(marker, **source)
         store.migrate_vectors(target, progress, batch)

@@ -233,18 +233,21 @@ def _cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
     return 0
 
 
+def _sizes(text: str) -> list[int]:
+    """ "10000,1e5" -> [10000, 100000]; "" -> []."""
+    return [int(float(size)) for size in text.split(",") if size.strip()]
+
+
 def _cmd_bench(assistant: Assistant, args: argparse.Namespace) -> int:
     from .baseline import LlamaIndexBaseline
     from .bench import run_bench
     from .evaluation import load_questions
 
-    sizes = [int(float(size)) for size in args.sizes.split(",") if size.strip()]
     baseline = None if args.no_baseline else LlamaIndexBaseline(assistant)
     report = run_bench(assistant, load_questions(_questions_path(assistant, args)),
-                       Path(args.out), sizes=sizes, answers=args.answers, baseline=baseline,
-                       flat_limit=args.flat_limit, llm=args.llm,
-                       milvus_sizes=None if args.milvus is None else [
-                           int(float(size)) for size in args.milvus.split(",") if size.strip()])
+                       Path(args.out), sizes=_sizes(args.sizes), answers=args.answers,
+                       baseline=baseline, flat_limit=args.flat_limit, llm=args.llm,
+                       milvus_sizes=None if args.milvus is None else _sizes(args.milvus))
     print(report.markdown("scale.png" if report.scale else None))
     print(f"\nwritten: {Path(args.out) / 'bench.json'}, bench.md"
           + (", scale.png" if report.scale else ""), file=sys.stderr)

@@ -208,6 +208,11 @@ def _field_types() -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
 
 
+def mask_url_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` part masked, for messages, logs and files."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
 def _coerce(name: str, value: Any, target: Any, origin: str) -> Any:
     """Convert a TOML or environment value to the field's type, or explain what is wrong."""
     if isinstance(target, types.UnionType):  # e.g. ``str | None``

@@ -236,11 +236,18 @@ def _sections_after_clean(text: str, suffix: str) -> list[Section]:
     return _markdown_headings(text) if suffix in (".md", ".markdown") else _text_headings(text)
 
 
-def load_file(path: Path, doc_id: str) -> list[Document]:
-    """Read one supported file into documents (a ``.jsonl`` file yields one per record)."""
+def load_file(path: Path, doc_id: str, max_bytes: int | None = None) -> list[Document]:
+    """Read one supported file into documents (a ``.jsonl`` file yields one per record).
+
+    A file over ``max_bytes`` is refused before it is read.
+    """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise DocumentError(f"{path}: unsupported file type {suffix!r}.")
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise DocumentError(f"{path}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB "
+                            "limit (max_file_mb); split the file or raise the limit")
     if suffix == ".jsonl":
         return list(_load_jsonl(path, doc_id))
     meta = _read_meta(path)

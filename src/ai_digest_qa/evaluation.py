@@ -100,13 +100,16 @@ def evaluate_retrieval(assistant: Retrieves, questions: list[EvalQuestion],
         assistant.retrieve(answerable[0].question, top_k=k)
     started = time.perf_counter()
     for question in answerable:
+        asked = time.perf_counter()
         passages = assistant.retrieve(question.question, top_k=k)
+        seconds = time.perf_counter() - asked
         rank = evidence_rank(passages, question.evidence or "")
         for group in ("all", question.type, f"lang:{question.language}"):
             buckets[group].append(rank)
         report.details.append({
             "id": question.id, "type": question.type, "question": question.question,
             "rank": rank, "top": [p.doc_id.rsplit("/", 1)[-1] for p in passages],
+            "seconds": seconds,
         })
     report.seconds_per_question = (time.perf_counter() - started) / max(len(answerable), 1)
     for group, ranks in buckets.items():

@@ -141,7 +141,6 @@ class Manifest:
     files: dict[str, FileEntry] = field(default_factory=dict)
     documents: dict[str, str] = field(default_factory=dict)  # doc_id -> content hash
     built_at: float = 0.0
-    vector_store: str = "faiss"  # where the vectors live: "faiss" (this folder) or "milvus"
 
     def settings(self) -> dict[str, Any]:
         return {"embedder": self.embedder, "dimension": self.dimension,
@@ -174,7 +173,6 @@ class Manifest:
             sources=list(data.get("sources", [])),
             files=files, documents=dict(data.get("documents", {})),
             built_at=float(data.get("built_at", 0.0)),
-            vector_store=str(data.get("vector_store", "faiss")),
         )
 
 
@@ -291,7 +289,6 @@ class IndexStore:
         self.chunks: dict[str, ChunkRecord] = {}
         self.vectors: ChunkVectors = (vectors if vectors is not None
                                       else FaissVectors.empty(dimension))
-        self.manifest.vector_store = self.vectors.kind
         self.keywords = KeywordIndex([], [])
         self.generation: str | None = None
         # Set when loading re-tokenized an outdated keyword index: save to keep it.
@@ -368,12 +365,13 @@ class IndexStore:
             problems.append("keyword index and chunks differ")
         if set(self.documents) != set(self.manifest.documents):
             problems.append("documents and manifest differ")
-        if not problems and isinstance(self.vectors, MilvusVectors) and \
-                self.vectors.size != len(self.chunks):
+        size = self.vectors.size  # a count query for Milvus: asked once, not per check
+        if not problems and size != len(self.chunks) and isinstance(self.vectors, MilvusVectors):
             # Only once the generation itself is sound: remove what a killed build added.
             self.vectors_reconciled = self.vectors.reconcile(set(self.chunks))
-        if self.vectors.size != len(self.chunks):
-            problems.append(f"{self.vectors.size} vectors for {len(self.chunks)} chunks")
+            size = self.vectors.size
+        if size != len(self.chunks):
+            problems.append(f"{size} vectors for {len(self.chunks)} chunks")
         if self.vectors.dimension != self.manifest.dimension:
             problems.append(f"vector dimension {self.vectors.dimension} != manifest "
                             f"{self.manifest.dimension}")
@@ -495,22 +493,13 @@ class IndexStore:
                 new_files[key] = old
                 kept_doc_ids.update(old.doc_ids)
                 continue
-            if max_file_bytes is not None and source.size > max_file_bytes:
-                reason = (f"{source.size / 1e6:.1f} MB is over the {max_file_bytes / 1e6:g} MB "
-                          "limit (max_file_mb); split the file or raise the limit")
-                if old:
-                    reason += " (kept the previously indexed version)"
-                    new_files[key] = old
-                    kept_doc_ids.update(old.doc_ids)
-                report.skipped.append((key, reason))
-                continue
             digest = source.sha256()
             if old and old.sha256 == digest:
                 new_files[key] = FileEntry(source.size, source.mtime_ns, digest, old.doc_ids)
                 kept_doc_ids.update(old.doc_ids)
                 continue
             try:
-                documents = load_file(source.path, source.doc_id)
+                documents = load_file(source.path, source.doc_id, max_file_bytes)
             except (DocumentError, OSError, UnicodeError, RuntimeError) as exc:
                 reason = str(exc).removeprefix(f"{source.path}: ")
                 if old:  # keep what we had rather than lose a document to a bad edit
@@ -627,7 +616,19 @@ class IndexStore:
         Milvus: its own index; ids another process added but this generation does not
         know (yet) are skipped.
         """
-        hits = self.vectors.search(vector, k)
+        return self._known(self.vectors.search(vector, k))
+
+    def keyword_search(self, query: str, k: int, backend: str = "local"
+                       ) -> list[tuple[str, float]]:
+        """BM25 ``(chunk_id, score)``: the index's own bm25s index, or (``"milvus"``) the
+        collection's full-text search, skipping ids as :meth:`dense_search` does."""
+        if backend == "milvus":
+            if not isinstance(self.vectors, MilvusVectors):
+                raise ValueError("keyword_search='milvus' needs vector_store='milvus'")
+            return self._known(self.vectors.keyword_search(query, k))
+        return self.keywords.search(query, k)
+
+    def _known(self, hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
         return [(chunk_id, float(score)) for chunk_id, score in hits if chunk_id in self.chunks]
 
     def migrate_vectors(self, target: FaissVectors | MilvusVectors,
@@ -663,7 +664,6 @@ class IndexStore:
                                     f"in {target.kind} for {len(self.chunks)} chunks; run "
                                     "the migration again to resume.")
         self.vectors = target
-        self.manifest.vector_store = target.kind
         return total
 
 

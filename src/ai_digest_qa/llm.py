@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import queue
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, mask_url_credentials
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +271,7 @@ class OpenAICompatibleLLM:
         self.model = model
         self._api_key = api_key
         # Credentials in the URL (https://user:token@host) never reach messages or logs.
-        self._shown_url = re.sub(r"//[^/@]*@", "//***@", self.base_url)
+        self._shown_url = mask_url_credentials(self.base_url)
         self.name = f"openai:{model}@{self._shown_url}"
 
     def __repr__(self) -> str:  # never show the key

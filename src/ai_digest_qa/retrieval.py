@@ -91,16 +91,13 @@ class KeywordRetriever:
             raise ValueError("top_n must be >= 1")
         if backend not in ("local", "milvus"):
             raise ValueError(f"keyword backend {backend!r}: use 'local' or 'milvus'")
-        if backend == "milvus" and not hasattr(store.vectors, "keyword_search"):
-            raise ValueError("keyword_search='milvus' needs vector_store='milvus'")
+        if backend == "milvus" and store.vectors.kind != "milvus":
+            raise ValueError("keyword_search='milvus' needs an index whose vectors are in "
+                             "Milvus (ai-digest-qa migrate --to milvus)")
         self.store, self.top_n, self.backend = store, top_n, backend
 
     def run(self, query: str) -> Ranked:
-        if self.backend == "milvus":
-            hits = self.store.vectors.keyword_search(query, self.top_n)
-            return [(chunk_id, score) for chunk_id, score in hits
-                    if chunk_id in self.store.chunks]
-        return self.store.keywords.search(query, self.top_n)
+        return self.store.keyword_search(query, self.top_n, self.backend)
 
 
 class ReciprocalRankFusion:

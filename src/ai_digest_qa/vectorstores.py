@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 import time
 import uuid
@@ -29,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import VECTOR_STORES, ConfigError
+from .config import VECTOR_STORES, ConfigError, mask_url_credentials
 
 log = logging.getLogger(__name__)
 
@@ -257,11 +256,16 @@ class MilvusSettings:
 
     @property
     def shown_uri(self) -> str:
-        return re.sub(r"//[^/@]*@", "//***@", self.uri)
+        return mask_url_credentials(self.uri)
 
     @property
     def is_lite(self) -> bool:
-        return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        return _is_lite_uri(self.uri)
+
+
+def _is_lite_uri(uri: str) -> bool:
+    """A Milvus Lite file, not a server address."""
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
 class MilvusMissingError(ConfigError):
@@ -368,8 +372,8 @@ class MilvusVectors:
         """
         info = json.loads(info_file.read_text(encoding="utf-8"))
         recorded = str(info.get("uri", ""))
-        lite = not recorded.startswith(("http://", "https://", "tcp://", "unix:"))
-        if recorded and not (lite and settings.is_lite) and recorded != settings.shown_uri:
+        if recorded and not (_is_lite_uri(recorded) and settings.is_lite) \
+                and recorded != settings.shown_uri:
             raise VectorStoreUnavailable(
                 f"This index keeps its vectors in Milvus at {recorded}, but milvus_uri is "
                 f"{settings.shown_uri}. Set milvus_uri to the index's server, or build a "
@@ -440,15 +444,10 @@ class MilvusVectors:
         return found - self._pending_deletes
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        rows = self.client.search(
-            self.collection, data=[np.asarray(vector, dtype=np.float32).tolist()],
-            limit=k + len(self._pending_deletes), output_fields=["id"],
-            anns_field=self.store.embedding_field,
-            search_params={"metric_type": "IP",  # HNSW needs ef >= limit
-                           "params": {"ef": max(self.settings.ef, k + len(self._pending_deletes))}})
-        hits = [(row["id"], float(row["distance"])) for row in rows[0]
-                if row["id"] not in self._pending_deletes]
-        return hits[:k]
+        limit = k + len(self._pending_deletes)
+        return self._search([np.asarray(vector, dtype=np.float32).tolist()],
+                            self.store.embedding_field, k, metric="IP",
+                            params={"ef": max(self.settings.ef, limit)})  # HNSW: ef >= limit
 
     def keyword_search(self, query: str, k: int) -> list[tuple[str, float]]:
         """Milvus's full-text BM25 over the chunk text.
@@ -456,13 +455,20 @@ class MilvusVectors:
         Called on the client directly: llama-index's TEXT_SEARCH query hard-codes
         ``drop_ratio_search=0.2``, which Milvus Lite rejects (it supports only 0).
         """
+        return self._search([query], self.store.sparse_embedding_field, k, metric="BM25",
+                            params={"drop_ratio_search": 0})
+
+    def _search(self, data: list[Any], field_name: str, k: int, metric: str,
+                params: dict[str, Any]) -> list[tuple[str, float]]:
+        """The ``k`` best ids, over-fetching by the deletes that still wait for the commit."""
         rows = self.client.search(
-            self.collection, data=[query], anns_field=self.store.sparse_embedding_field,
-            limit=k + len(self._pending_deletes), output_fields=["id"],
-            search_params={"metric_type": "BM25", "params": {"drop_ratio_search": 0}})
+            self.collection, data=data, anns_field=field_name, output_fields=["id"],
+            limit=k + len(self._pending_deletes),
+            search_params={"metric_type": metric, "params": params})
         # Milvus Lite reports BM25 as a negative distance, a server as a positive score;
         # the order is right in both, and only the order is fused.
-        hits = [(row["id"], abs(float(row["distance"]))) for row in rows[0]
+        score = abs if metric == "BM25" else float
+        hits = [(row["id"], float(score(row["distance"]))) for row in rows[0]
                 if row["id"] not in self._pending_deletes]
         return hits[:k]
 
@@ -488,9 +494,6 @@ class MilvusVectors:
         """The generation that no longer has these chunks is live: delete their vectors."""
         self._delete_now(sorted(self._pending_deletes))
         self._pending_deletes.clear()
-
-    def drop(self) -> None:
-        self.client.drop_collection(self.collection)
 
 
 class CollectionMissing(ValueError):
