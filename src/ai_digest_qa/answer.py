@@ -1,16 +1,22 @@
-"""Grounded answers: retrieve, decide whether the corpus can answer, generate, verify, cite.
+"""Grounded answers: retrieve, decide whether the sources answer, generate, verify, cite.
 
-The pipeline for one question:
+The steps for one question (:meth:`Answerer.stream`):
 
-1. a follow-up is condensed with the conversation into a standalone question;
-2. passages are retrieved (hybrid search);
-3. if the question names something the corpus never mentions (``FIFA``, ``H100``,
-   ``世界杯``), the answer abstains and says which term was not found;
-4. the LLM answers from the numbered passages in the question's language, citing [n];
-5. the answer is checked against what it cites: every marker must point to a passage,
-   and every number and Latin-script name in it must appear in the cited passages (or
-   the question). A failed check, an LLM error or a timeout falls back to the
-   extractive answer (the best supporting sentences) with a visible notice.
+1. **retrieve**: a follow-up is condensed with the conversation into a standalone
+   question, and passages are retrieved (hybrid search);
+2. **decide** (answerability.py, evidence.py): abstain when a name is unknown to the
+   index, when no sentence mentions the question's constraints together (another year,
+   another model), or when relevance falls below the calibrated threshold; otherwise
+   choose the sentences that answer;
+3. **generate**: the LLM phrases (or translates) those quotes in the question's
+   language, citing [n], from a short prompt (``answer_strategy = "evidence"``); with
+   ``"passages"`` it reads the whole passages instead (the earlier default);
+4. **verify**: every marker must point to a quote, and every number and name of the
+   answer must be in the quotes it cites (numbers by value: "5.4亿" is "540 million"). A
+   failed check is retried once with a stricter prompt, then falls back to the quotes
+   themselves (the extractive answer); the model's own "not found" abstains unless the
+   evidence is strong;
+5. **finish**: markers are renumbered to the passages' order and timings recorded.
 """
 
 from __future__ import annotations
@@ -18,38 +24,53 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
+from .answerability import AbstentionKind, RelevanceModel, Signals, default_model
 from .chunking import split_sentences
 from .config import Config
 from .embeddings import Embedder
-from .glossary import default_glossary
+from .evidence import (
+    Evidence,
+    QuestionProfile,
+    analyse,
+    choose_evidence,
+    misbound_numbers,
+    unknown_names,
+    unsupported,
+)
 from .index import IndexStore
 from .llm import ChatLLM, LLMError
 from .prompts import (
     EXTRACTIVE_HEADER,
     FALLBACK_NOTICE,
     MISSING_TERMS,
+    NOT_COVERED,
     NOT_FOUND,
+    OFF_TOPIC,
     answer_messages,
     condense_messages,
+    quote_messages,
+    says_not_found,
 )
 from .retrieval import HybridRetriever, Passage
-from .textutils import STOPWORDS, detect_language, keyword_tokens
+from .textutils import detect_language, keyword_tokens
 
 History = Sequence[tuple[str, str]]
+AnswerMode = Literal["llm", "extractive", "abstained"]
 
 
 @dataclass(frozen=True)
 class Citation:
     """A marker in the answer text (``[1]``) and the passage it refers to.
 
-    ``span`` is the (start, end) of the passage sentence that best supports the answer
-    sentences carrying the marker: ``passage.text[start:end]``; None when no sentence
-    shares a term with them.
+    ``span`` is the (start, end) of the passage text that supports the answer sentences
+    carrying the marker: ``passage.text[start:end]`` (the quote the answer rests on);
+    None when no sentence shares a term with them.
     """
 
     marker: str
@@ -71,9 +92,11 @@ class Retrieval:
 class Answer:
     """An answer with the passages it rests on.
 
-    ``mode`` is ``"llm"``, ``"extractive"`` or ``"abstained"``; ``notice`` explains a
-    fallback (LLM failure, timeout, unverifiable answer). ``timings`` holds seconds for
-    ``retrieval``, ``first_token`` and ``total``.
+    ``mode`` says what produced the text; ``notice`` explains a fallback (LLM failure,
+    timeout, unverifiable answer) or is ``"stopped"``. An abstention's ``abstention``
+    says why (:data:`AbstentionKind`); its passages are the nearest ones, related but
+    not an answer. ``relevance`` is the calibrated probability that the sources answer.
+    ``timings`` holds seconds for ``retrieval``, ``first_token`` and ``total``.
     """
 
     question: str
@@ -82,87 +105,38 @@ class Answer:
     abstained: bool
     language: str
     llm: str
-    mode: str
+    mode: AnswerMode
     timings: dict[str, float] = field(default_factory=dict)
     passages: list[Passage] = field(default_factory=list)
     standalone_question: str = ""
     notice: str | None = None
+    abstention: AbstentionKind | None = None
+    relevance: float | None = None
 
 
 CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")  # [1] .. [99] in answer text
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-# Lookarounds, not \b: CJK characters count as word characters, so \b finds no edge in
-# "FAISS绕过了" and a wrong name glued to Chinese text would go unchecked.
-_LATIN_NAME = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*(?![A-Za-z0-9])")
-_EN_SALIENT = re.compile(
-    r"(?<![A-Za-z0-9])(?:[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*|[a-z]*\d[A-Za-z0-9-]*)"
-    r"(?![A-Za-z0-9])")
-_ABSTAIN_PHRASES = ("资料中没有找到答案", "没有找到答案", "do not contain the answer",
-                    "does not contain the answer", "not contain the answer",
-                    "no information", "not mentioned")
-_QUESTION_WORDS = {"who", "what", "which", "when", "where", "why", "how", "is", "are", "does",
-                   "did", "do", "can", "was", "were", "according", "in", "the", "a"}
-# Common nouns jieba tags as place names: "在哪个城市举办" asks about a city, it names none.
-_GENERIC_ZH_NAMES = {"城市", "城镇", "农村", "地方", "当地", "本地", "各地", "全国", "全球",
-                     "世界", "国内", "国外", "海外", "各国", "首都", "省份", "地区"}
-_NAME_STOPWORDS = {"The", "In", "It", "This", "That", "These", "Sources", "Source", "Answer",
-                   "According", "However", "Also", "And", "But", "For", "With", "Its", "They"}
 
 
 def missing_terms(question: str, store: IndexStore) -> list[str]:
-    """Names in ``question`` that no indexed passage contains (case-insensitive).
-
-    Names are Latin-script proper nouns and alphanumerics (``FIFA``, ``H100``) and, in
-    Chinese, jieba's person/place/organisation/proper-noun words (``卡塔尔``, ``世界杯``).
-    """
-    candidates: list[str] = []
-    first_word = re.match(r"\W*([A-Za-z]+)", question)
-    for word in _EN_SALIENT.findall(question):
-        if word.lower() in _QUESTION_WORDS or word.lower() in STOPWORDS:
-            continue
-        if first_word and word == first_word.group(1) and word[1:].islower():
-            # "Summarise ..." is capitalised because it starts the question, which says
-            # nothing about it being a name; an unknown name there goes unchecked.
-            continue
-        if word.isdigit() and len(word) == 4:  # years say little about the topic
-            continue
-        candidates.append(word)
-    if detect_language(question) == "zh":
-        candidates.extend(_chinese_names(question))
-    def mentioned(term: str) -> bool:
-        needle = term.lower()
-        for chunk_id, _ in store.keywords.search(term, 50):
-            chunk = store.chunks[chunk_id].chunk
-            title = store.documents[chunk.doc_id].title
-            if needle in chunk.text.lower() or needle in title.lower():
-                return True
-        return False
-
-    glossary = default_glossary()
-    missing = []
-    for term in dict.fromkeys(candidates):
-        # "PhD" is still known when the Chinese sources say 博士 (and the reverse), and
-        # "APIs", "RNN-style" or "800x800" when the sources say "API", "RNN", "800×800".
-        if len(term) < 2:
-            continue
-        variants = {term, term.removesuffix("s"), term.replace("x", "×")}
-        head, _, modifier = term.partition("-")
-        if modifier.isalpha() and modifier.islower():  # "RNN-style", not "GPT-5"
-            variants.add(head)
-        variants |= set(glossary.to_chinese(term) or glossary.to_english(term))
-        if not any(len(v) >= 2 and mentioned(v) for v in variants):
-            missing.append(term)
-    return missing
+    """Latin-script names in ``question`` that no indexed passage contains."""
+    return unknown_names(question, store)
 
 
 def _is_abstention(text: str) -> bool:
-    lowered = text.lower()
-    return any(phrase in lowered for phrase in _ABSTAIN_PHRASES)
+    return says_not_found(text)
 
 
 def cite(text: str, passages: Sequence[Passage]) -> list[Citation]:
     """Citations for the ``[n]`` markers in ``text`` that point to a passage, in order,
     each with the span of its passage that supports the sentences citing it."""
+    claims = _claims_by_marker(text, len(passages))
+    return [Citation(marker, passages[int(marker[1:-1]) - 1],
+                     supporting_span(" ".join(said), passages[int(marker[1:-1]) - 1].text))
+            for marker, said in claims.items()]
+
+
+def _claims_by_marker(text: str, count: int) -> dict[str, list[str]]:
+    """For each valid marker (1..count), the answer sentences carrying it."""
     claims: dict[str, list[str]] = {}
     claim = ""
     for sentence in split_sentences(text):
@@ -170,12 +144,9 @@ def cite(text: str, passages: Sequence[Passage]) -> list[Citation]:
         if any(ch.isalnum() for ch in body):
             claim = body  # a marker after the full stop ("... 2024. [1]") cites the sentence
         for match in CITATION_MARKER.finditer(sentence):
-            number = int(match.group(1))
-            if 1 <= number <= len(passages):
+            if 1 <= int(match.group(1)) <= count:
                 claims.setdefault(match.group(0), []).append(claim)
-    return [Citation(marker, passages[int(marker[1:-1]) - 1],
-                     supporting_span(" ".join(said), passages[int(marker[1:-1]) - 1].text))
-            for marker, said in claims.items()]
+    return claims
 
 
 def supporting_span(claim: str, passage_text: str) -> tuple[int, int] | None:
@@ -197,13 +168,9 @@ def supporting_span(claim: str, passage_text: str) -> tuple[int, int] | None:
 
 def focus_passages(question: str, passages: Sequence[Passage], embedder: Embedder,
                    budget: int) -> list[Passage]:
-    """The passages as the LLM sees them: each longer than ``budget`` characters cut down
-    to its sentences closest to ``question`` (in their original order, gaps marked "…").
-
-    Reading the prompt is most of an answer's time on a CPU (about 8 ms per token for the
-    0.5B model on two cores); a 300-word English chunk is ~400 tokens, most of them
-    unrelated to the question. ``budget`` <= 0 keeps whole passages.
-    """
+    """The passages as the LLM sees them (strategy "passages"): each longer than
+    ``budget`` characters cut down to its sentences closest to ``question`` (in their
+    original order, gaps marked "…"). ``budget`` <= 0 keeps whole passages."""
     if budget <= 0:
         return list(passages)
     long = [i for i, p in enumerate(passages) if len(p.text) > budget]
@@ -218,22 +185,32 @@ def focus_passages(question: str, passages: Sequence[Passage], embedder: Embedde
         by_passage[i].append((score, j))
     focused = list(passages)
     for i in long:
-        chosen: list[int] = []
-        used = 0
-        for _, j in sorted(by_passage[i], reverse=True):
-            length = len(pieces[i][j].strip())
-            if chosen and used + length > budget:
-                continue
-            chosen.append(j)
-            used += length
-        parts, previous = [], -1
-        for j in sorted(chosen):
-            if previous >= 0 and j != previous + 1:
-                parts.append("…")
-            parts.append(pieces[i][j].strip())
-            previous = j
-        focused[i] = replace(passages[i], text=" ".join(parts))
+        chosen = _within_budget(by_passage[i], pieces[i], budget)
+        focused[i] = replace(passages[i], text=_join_with_gaps(pieces[i], chosen))
     return focused
+
+
+def _within_budget(scored: list[tuple[float, int]], pieces: list[str], budget: int
+                   ) -> list[int]:
+    chosen: list[int] = []
+    used = 0
+    for _, j in sorted(scored, reverse=True):
+        length = len(pieces[j].strip())
+        if chosen and used + length > budget:
+            continue
+        chosen.append(j)
+        used += length
+    return chosen
+
+
+def _join_with_gaps(pieces: list[str], chosen: list[int]) -> str:
+    parts, previous = [], -1
+    for j in sorted(chosen):
+        if previous >= 0 and j != previous + 1:
+            parts.append("…")
+        parts.append(pieces[j].strip())
+        previous = j
+    return " ".join(parts)
 
 
 def attribute_citations(text: str, passages: Sequence[Passage]) -> str:
@@ -242,14 +219,18 @@ def attribute_citations(text: str, passages: Sequence[Passage]) -> str:
     Small local models often answer correctly but forget the markers; the sentence is
     then attributed to the passage it overlaps most, and verification checks it there.
     """
-    passage_terms = [set(keyword_tokens(p.text + " " + p.title)) for p in passages]
+    return _attribute(text, [p.text + " " + p.title for p in passages])
+
+
+def _attribute(text: str, sources: Sequence[str]) -> str:
+    source_terms = [set(keyword_tokens(s)) for s in sources]
     out = []
     for sentence in split_sentences(text):
         body = sentence.rstrip()
         if body and not CITATION_MARKER.search(body) and sum(ch.isalnum() for ch in body) >= 2:
             terms = set(keyword_tokens(body))
-            overlaps = [len(terms & candidate) for candidate in passage_terms]
-            best = max(range(len(passages)), key=lambda i: overlaps[i]) if passages else -1
+            overlaps = [len(terms & candidate) for candidate in source_terms]
+            best = max(range(len(sources)), key=lambda i: overlaps[i]) if sources else -1
             if best >= 0 and overlaps[best] > 0:
                 sentence = f"{body} [{best + 1}]" + sentence[len(body):]
         out.append(sentence)
@@ -260,41 +241,41 @@ def unsupported_claims(text: str, citations: Sequence[Citation], question: str) 
     """Numbers, Latin-script names and Chinese proper names (jieba) in ``text`` found in
     neither the cited passages nor the question: the signs of a hallucinated answer."""
     body = CITATION_MARKER.sub(" ", text)
-    support = " ".join(c.passage.text + " " + c.passage.title for c in citations) + " " + question
-    support_squashed = re.sub(r"[\s,]", "", support).lower()
-    problems = []
-    for number in _NUMBER.findall(body):
-        if number.replace(",", "") not in support_squashed:
-            problems.append(number)
-    for name in _LATIN_NAME.findall(body):
-        if name in _NAME_STOPWORDS or len(name) < 3:
-            continue
-        if name.lower() not in support.lower():
-            problems.append(name)
-    glossary = default_glossary()
-    for name in _chinese_names(body):  # "在北京举办" when the sources say 维也纳
-        variants = {name, *glossary.to_english(name)}
-        if not any(v.lower() in support.lower() for v in variants):
-            problems.append(name)
-    return list(dict.fromkeys(problems))
+    support = " ".join(c.passage.text + " " + c.passage.title for c in citations)
+    return unsupported(body, support, question)
 
 
-def _chinese_names(text: str) -> list[str]:
-    """Person, place, organisation and other proper names jieba finds in ``text``."""
-    if not re.search(r"[\u4e00-\u9fff]", text):
-        return []
-    import jieba.posseg
+@dataclass
+class _Turn:
+    """One answer as it moves through the steps."""
 
-    return [token.word for token in jieba.posseg.cut(text)
-            if token.flag in ("nr", "ns", "nt", "nz") and len(token.word) >= 2
-            and token.word not in _GENERIC_ZH_NAMES]
+    question: str
+    history: History
+    language: str
+    started: float
+    standalone: str = ""
+    passages: list[Passage] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    profile: QuestionProfile | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    relevance: float | None = None
+
+    def answer(self, text: str, mode: AnswerMode, llm: str, citations: list[Citation] | None
+               = None, notice: str | None = None, abstention: AbstentionKind | None = None
+               ) -> Answer:
+        return Answer(question=self.question, text=text, citations=citations or [],
+                      abstained=mode == "abstained", language=self.language, llm=llm,
+                      mode=mode, timings=self.timings, passages=self.passages,
+                      standalone_question=self.standalone, notice=notice,
+                      abstention=abstention, relevance=self.relevance)
 
 
 class Answerer:
     """Turns a question (and conversation history) into a cited :class:`Answer`."""
 
     def __init__(self, retriever: HybridRetriever, embedder: Embedder, config: Config,
-                 llm: ChatLLM | None, llm_unavailable: str | None = None) -> None:
+                 llm: ChatLLM | None, llm_unavailable: str | None = None,
+                 relevance: RelevanceModel | None = None) -> None:
         """``llm`` None answers extractively; ``llm_unavailable`` says why when that was
         not the user's choice (shown as the fallback notice)."""
         if config.answer_top_k < 1:
@@ -305,6 +286,7 @@ class Answerer:
         self.config = config
         self.llm = llm
         self.llm_unavailable = llm_unavailable
+        self.relevance = relevance or default_model()
 
     def stream(self, question: str, history: History | None = None, top_k: int | None = None,
                cancel: threading.Event | None = None) -> Iterator[str | Retrieval | Answer]:
@@ -314,90 +296,40 @@ class Answerer:
         The pieces are provisional: when verification replaces the LLM's text by the
         extractive fallback, the final ``Answer.text`` is what counts.
         """
-        started = time.perf_counter()
-        language = detect_language(question)
-        timings: dict[str, float] = {}
-        standalone = self._standalone(question, history or (), language, cancel)
-        timings["condense"] = time.perf_counter() - started
-        passages = self.retriever.run(standalone, top_k or self.config.answer_top_k)
-        timings["retrieval"] = time.perf_counter() - started - timings["condense"]
-        yield Retrieval(question, standalone, passages, timings["retrieval"])
-        base = dict(question=question, language=language, passages=passages,
-                    standalone_question=standalone, timings=timings)
-
-        missing = missing_terms(standalone, self.store) if passages else ["?"]
-        if not passages or missing:
-            terms = "、".join(missing) if language == "zh" else ", ".join(
-                f"'{t}'" for t in missing)
-            text = MISSING_TERMS[language].format(terms=terms) if passages else NOT_FOUND[language]
-            timings["total"] = time.perf_counter() - started
-            yield text
-            yield Answer(text=text, citations=[], abstained=True, llm="none", mode="abstained",
-                         **base)
-            return
-
-        if self.llm is None:
-            answer = self._extractive(standalone, passages, language, base,
-                                      self.llm_unavailable)
-            timings["total"] = time.perf_counter() - started
+        turn = _Turn(question, tuple(history or ()), detect_language(question),
+                     time.perf_counter())
+        yield self._retrieve(turn, top_k, cancel)
+        answer = self._decide(turn)
+        if answer is None and self.llm is None:
+            answer = self._extractive(turn, self.llm_unavailable)
+        if answer is None:
+            answer = yield from self._generate(turn, self.llm, cancel)
+        else:
             yield answer.text
-            yield answer
-            return
-
-        pieces: list[str] = []
-        notice = None
-        try:
-            shown = focus_passages(standalone, passages, self.embedder,
-                                   self.config.prompt_passage_chars)
-            messages = answer_messages(standalone, shown, language)
-            for piece in self.llm.stream(messages, max_tokens=self.config.max_answer_tokens,
-                                         temperature=self.config.temperature,
-                                         timeout=self.config.llm_timeout, cancel=cancel):
-                if not pieces:
-                    timings["first_token"] = time.perf_counter() - started
-                pieces.append(piece)
-                yield piece
-        except LLMError as exc:
-            notice = str(exc)
-        text = "".join(pieces).strip()
-        if cancel is not None and cancel.is_set() and notice is None:
-            timings["total"] = time.perf_counter() - started
-            yield Answer(text=text, citations=cite(text, passages), abstained=False,
-                         llm=self.llm.name, mode="llm", notice="stopped", **base)
-            return
-        if notice is None and _is_abstention(text):
-            timings["total"] = time.perf_counter() - started
-            yield Answer(text=NOT_FOUND[language], citations=[], abstained=True,
-                         llm=self.llm.name, mode="abstained", **base)
-            return
-        if notice is None:
-            text = attribute_citations(text, passages)
-            citations = cite(text, passages)
-            content = CITATION_MARKER.sub("", text)
-            if sum(ch.isalnum() for ch in content) < 2:
-                notice = ("the model gave no answer text" if language == "en"
-                          else "模型没有给出回答内容")
-            elif detect_language(content) != language and len(content) > 12:
-                notice = ("the model answered in the wrong language" if language == "en"
-                          else "模型没有用中文回答")
-            elif not citations:
-                notice = ("the model's answer cited no source" if language == "en"
-                          else "模型的回答没有引用资料")
-            elif self.config.verify_answers:
-                problems = unsupported_claims(text, citations, standalone)
-                if problems:
-                    notice = (f"not found in the cited sources: {', '.join(problems)}"
-                              if language == "en" else f"引用的资料中没有:{'、'.join(problems)}")
-            if notice is None:
-                timings["total"] = time.perf_counter() - started
-                yield Answer(text=text, citations=citations, abstained=False,
-                             llm=self.llm.name, mode="llm", **base)
-                return
-        answer = self._extractive(standalone, passages, language, base, notice)
-        timings["total"] = time.perf_counter() - started
+        turn.timings["total"] = time.perf_counter() - turn.started
         yield answer
 
-    # -- steps --
+    def signals(self, question: str, history: History | None = None) -> Signals | None:
+        """The relevance signals of ``question``, or None when an earlier check decides
+        (see :meth:`_abstention`); generates nothing."""
+        turn = _Turn(question, tuple(history or ()), detect_language(question),
+                     time.perf_counter())
+        self._retrieve(turn, None, None)
+        answer = self._abstention(turn, relevance_check=False)
+        if answer is not None or not turn.evidence or turn.profile is None:
+            return None
+        best = turn.evidence[0]
+        return Signals.of(turn.profile, best, turn.passages[best.passage].language)
+
+    # -- 1. retrieve --
+
+    def _retrieve(self, turn: _Turn, top_k: int | None,
+                  cancel: threading.Event | None) -> Retrieval:
+        turn.standalone = self._standalone(turn.question, turn.history, turn.language, cancel)
+        turn.timings["condense"] = time.perf_counter() - turn.started
+        turn.passages = self.retriever.run(turn.standalone, top_k or self.config.answer_top_k)
+        turn.timings["retrieval"] = time.perf_counter() - turn.started - turn.timings["condense"]
+        return Retrieval(turn.question, turn.standalone, turn.passages, turn.timings["retrieval"])
 
     def _standalone(self, question: str, history: History, language: str,
                     cancel: threading.Event | None = None) -> str:
@@ -410,46 +342,246 @@ class Answerer:
             return fallback
         try:
             text = "".join(self.llm.stream(condense_messages(history, question, language),
-                                           cancel=cancel,
-                                           max_tokens=80, temperature=0.0,
+                                           cancel=cancel, max_tokens=80, temperature=0.0,
                                            timeout=min(self.config.llm_timeout, 30.0)))
         except LLMError:
             return fallback
         text = text.strip().splitlines()[0].strip() if text.strip() else ""
         text = re.sub(r"^(?:standalone question|rewritten question|问题)\s*[:：]\s*", "", text,
                       flags=re.I)
-        # A sane rewrite is in the question's language and keeps a topic word of the history.
-        if (not text or len(text) > 4 * len(fallback) or detect_language(text) != language):
+        # A sane rewrite is in the question's language, keeps a topic word of the history
+        # and adds no name or number the conversation never had ("the 1,000 papers").
+        said = question + " " + " ".join(f"{u} {a}" for u, a in history)
+        if (not text or len(text) > 4 * len(fallback) or detect_language(text) != language
+                or unsupported(text, said, "")):
             return fallback
         return f"{text} {previous}" if not _shares_topic(text, previous) else text
 
-    def _extractive(self, question: str, passages: list[Passage], language: str,
-                    base: dict, notice: str | None) -> Answer:
-        """The sentences of the passages closest to the question, each cited."""
+    # -- 2. decide --
+
+    def _decide(self, turn: _Turn) -> Answer | None:
+        """An abstention when the sources do not answer; None to go on. Chooses the
+        evidence (strategy "evidence") on the way."""
+        started = time.perf_counter()
+        try:
+            return self._abstention(turn)
+        finally:
+            turn.timings["decide"] = time.perf_counter() - started
+
+    def _abstention(self, turn: _Turn, relevance_check: bool = True) -> Answer | None:
+        language = turn.language
+        if not turn.passages:
+            return turn.answer(NOT_FOUND[language], "abstained", "none",
+                               abstention="no-passages")
+        unknown = missing_terms(turn.standalone, self.store)
+        if unknown:
+            terms = "、".join(unknown) if language == "zh" else ", ".join(
+                f"'{t}'" for t in unknown)
+            return turn.answer(MISSING_TERMS[language].format(terms=terms), "abstained",
+                               "none", abstention="unknown-name")
+        if self.config.answer_strategy == "passages":
+            return None
+        profile = analyse(turn.standalone, self.store)
+        turn.profile = profile
+        turn.evidence = choose_evidence(profile, turn.passages, self.store, self.embedder,
+                                        self.config.evidence_sentences)
+        if not turn.evidence:
+            names = [c.text for c in profile.constraints]
+            text = (NOT_COVERED[language].format(terms=_listing(names, language)) if names
+                    else OFF_TOPIC[language])
+            return turn.answer(text, "abstained", "none", abstention="not-covered")
+        best = turn.evidence[0]
+        signals = Signals.of(profile, best, turn.passages[best.passage].language)
+        turn.relevance = self.relevance.probability(signals)
+        if (relevance_check and self.config.relevance_check
+                and turn.relevance < self.relevance.threshold):
+            return turn.answer(OFF_TOPIC[language], "abstained", "none",
+                               abstention="off-topic")
+        return None
+
+    # -- 3. generate, 4. verify --
+
+    def _generate(self, turn: _Turn, llm: ChatLLM, cancel: threading.Event | None
+                  ) -> Generator[str, None, Answer]:
+        if self.config.answer_strategy == "passages":
+            return (yield from self._generate_from_passages(turn, llm, cancel))
+        quotes = [(turn.passages[e.passage].title, e.quote) for e in turn.evidence]
+        notice = None
+        for attempt in range(1 + self.config.answer_retries):
+            if attempt:
+                yield "\n"  # the draft that failed verification stays above the retry
+            messages = quote_messages(turn.standalone, quotes, turn.language, attempt > 0)
+            text, notice = yield from self._run(llm, messages, turn, cancel)
+            if cancel is not None and cancel.is_set() and notice is None:
+                return turn.answer(text, "llm", llm.name, self._quote_citations(text, turn),
+                                   notice="stopped")
+            if notice is not None:
+                break  # the model failed (timeout, error): a retry would fail alike
+            if says_not_found(text):
+                return self._model_found_nothing(turn)
+            text, notice = self._verify_quotes(text, turn)
+            if notice is None:
+                final = self._renumber(text, turn)
+                return turn.answer(final, "llm", llm.name, self._quote_citations(text, turn))
+        return self._extractive(turn, notice)
+
+    def _run(self, llm: ChatLLM, messages: list[dict[str, str]], turn: _Turn,
+             cancel: threading.Event | None) -> Generator[str, None, tuple[str, str | None]]:
+        """Stream one generation; (its text, the failure's message or None)."""
+        pieces: list[str] = []
+        try:
+            for piece in llm.stream(messages, max_tokens=self.config.max_answer_tokens,
+                                    temperature=self.config.temperature,
+                                    timeout=self.config.llm_timeout, cancel=cancel):
+                if "first_token" not in turn.timings:
+                    turn.timings["first_token"] = time.perf_counter() - turn.started
+                pieces.append(piece)
+                yield piece
+        except LLMError as exc:
+            return "".join(pieces).strip(), str(exc)
+        return "".join(pieces).strip(), None
+
+    def _model_found_nothing(self, turn: _Turn) -> Answer:
+        """The model says the quotes do not answer. It is believed only when the evidence
+        is weak too: small models also say so of quotes that do answer."""
+        if turn.relevance is not None and turn.relevance >= self.relevance.doubt_threshold:
+            notice = ("the model found no answer in the quotes" if turn.language == "en"
+                      else "模型认为引文没有回答问题")
+            return self._extractive(turn, notice)
+        return turn.answer(NOT_FOUND[turn.language], "abstained",
+                           self.llm.name if self.llm else "none", abstention="model-not-found")
+
+    def _verify_quotes(self, text: str, turn: _Turn) -> tuple[str, str | None]:
+        """The answer with markers attributed, and why it fails (None: it passes)."""
+        en = turn.language == "en"
+        quotes = [e.quote for e in turn.evidence]
+        for title in {turn.passages[e.passage].title for e in turn.evidence}:
+            text = text.replace(f"({title})", "").strip()  # the prompt's labels, echoed
+        text = _attribute(text, quotes)
+        content = CITATION_MARKER.sub("", text)
+        if sum(ch.isalnum() for ch in content) < 2:
+            return text, "the model gave no answer text" if en else "模型没有给出回答内容"
+        if detect_language(content) != turn.language and len(content) > 12:
+            return text, ("the model answered in the wrong language" if en
+                          else "模型没有用中文回答")
+        cited = _claims_by_marker(text, len(quotes))
+        if not cited:
+            return text, "the model's answer cited no source" if en else "模型的回答没有引用资料"
+        if self.config.verify_answers:
+            # Every quote is bound to the question's subject, so a claim from any of them
+            # is grounded, whichever marker the model put after it.
+            support = " ".join(f"{turn.passages[e.passage].title} {e.quote}"
+                               for e in turn.evidence)
+            problems = unsupported(content, support, turn.standalone)
+            if problems:
+                return text, (f"not found in the cited sources: {', '.join(problems)}" if en
+                              else f"引用的资料中没有:{'、'.join(problems)}")
+            misbound = misbound_numbers(content, quotes, turn.standalone)
+            if misbound:
+                return text, (f"the sources give {', '.join(misbound)} for something else"
+                              if en else f"资料中的{'、'.join(misbound)}说的是别的")
+        return text, None
+
+    def _renumber(self, text: str, turn: _Turn) -> str:
+        """Quote numbers -> passage numbers, the numbering of the sources shown."""
+        def passage_marker(match: re.Match[str]) -> str:
+            number = int(match.group(1))
+            if 1 <= number <= len(turn.evidence):
+                return f"[{turn.evidence[number - 1].passage + 1}]"
+            return ""
+        return CITATION_MARKER.sub(passage_marker, text)
+
+    def _quote_citations(self, text: str, turn: _Turn) -> list[Citation]:
+        """Citations of an answer whose markers number the quotes (not yet renumbered)."""
+        citations: dict[str, Citation] = {}
+        for marker in _claims_by_marker(text, len(turn.evidence)):
+            evidence = turn.evidence[int(marker[1:-1]) - 1]
+            shown = f"[{evidence.passage + 1}]"
+            citations.setdefault(shown, Citation(shown, turn.passages[evidence.passage],
+                                                 evidence.span))
+        return list(citations.values())
+
+    def _generate_from_passages(self, turn: _Turn, llm: ChatLLM,
+                                cancel: threading.Event | None
+                                ) -> Generator[str, None, Answer]:
+        """The earlier default: the model reads the whole top passages."""
+        shown = focus_passages(turn.standalone, turn.passages, self.embedder,
+                               self.config.prompt_passage_chars)
+        messages = answer_messages(turn.standalone, shown, turn.language)
+        text, notice = yield from self._run(llm, messages, turn, cancel)
+        if cancel is not None and cancel.is_set() and notice is None:
+            return turn.answer(text, "llm", llm.name, cite(text, turn.passages),
+                               notice="stopped")
+        if notice is None and says_not_found(text):
+            return turn.answer(NOT_FOUND[turn.language], "abstained", llm.name)
+        if notice is None:
+            text = attribute_citations(text, turn.passages)
+            citations = cite(text, turn.passages)
+            notice = self._passage_answer_problem(text, citations, turn)
+            if notice is None:
+                return turn.answer(text, "llm", llm.name, citations)
+        return self._extractive(turn, notice)
+
+    def _passage_answer_problem(self, text: str, citations: list[Citation], turn: _Turn
+                                ) -> str | None:
+        en = turn.language == "en"
+        content = CITATION_MARKER.sub("", text)
+        if sum(ch.isalnum() for ch in content) < 2:
+            return "the model gave no answer text" if en else "模型没有给出回答内容"
+        if detect_language(content) != turn.language and len(content) > 12:
+            return "the model answered in the wrong language" if en else "模型没有用中文回答"
+        if not citations:
+            return "the model's answer cited no source" if en else "模型的回答没有引用资料"
+        if self.config.verify_answers:
+            problems = unsupported_claims(text, citations, turn.standalone)
+            if problems:
+                return (f"not found in the cited sources: {', '.join(problems)}" if en
+                        else f"引用的资料中没有:{'、'.join(problems)}")
+        return None
+
+    # -- the extractive answer --
+
+    def _extractive(self, turn: _Turn, notice: str | None) -> Answer:
+        """The chosen quotes, each cited (or, with strategy "passages", the sentences of
+        the passages closest to the question)."""
+        if turn.evidence:
+            lines = [f"- {e.quote} [{e.passage + 1}]" for e in turn.evidence]
+            by_marker: dict[str, Citation] = {}
+            for e in turn.evidence:
+                marker = f"[{e.passage + 1}]"
+                by_marker.setdefault(marker, Citation(marker, turn.passages[e.passage], e.span))
+            citations = list(by_marker.values())
+        else:
+            lines = self._closest_sentences(turn)
+            citations = []
+        text = "\n".join([EXTRACTIVE_HEADER[turn.language], *lines])
+        if notice:
+            text = FALLBACK_NOTICE[turn.language].format(reason=notice) + "\n" + text
+        if not citations:
+            citations = cite(text, turn.passages)
+        return turn.answer(text, "extractive", "extractive", citations, notice=notice)
+
+    def _closest_sentences(self, turn: _Turn) -> list[str]:
         candidates: list[tuple[int, str]] = []
-        for number, passage in enumerate(passages, start=1):
+        for number, passage in enumerate(turn.passages, start=1):
             for sentence in split_sentences(passage.text):
                 sentence = sentence.strip()
                 if len(sentence) >= 8 and sum(ch.isalnum() for ch in sentence) >= 6:
                     candidates.append((number, sentence))
         if not candidates:
-            candidates = [(1, passages[0].text.strip()[:300])]
+            candidates = [(1, turn.passages[0].text.strip()[:300])]
         vectors = self.embedder.embed_passages([s for _, s in candidates])
-        query = self.embedder.embed_queries([question])[0]
-        scores = vectors @ query
+        scores = vectors @ self.embedder.embed_queries([turn.standalone])[0]
         # Prefer sentences from higher-ranked passages when similarities are close.
         scores = scores - 0.01 * np.array([n - 1 for n, _ in candidates], dtype=np.float32)
         best = sorted(np.argsort(-scores)[:3].tolist())
-        lines = [EXTRACTIVE_HEADER[language]]
-        for index in best:
-            number, sentence = candidates[index]
-            lines.append(f"- {sentence} [{number}]")
-        text = "\n".join(lines)
-        if notice:
-            text = FALLBACK_NOTICE[language].format(reason=notice) + "\n" + text
-        return Answer(text=text, citations=cite(text, passages), abstained=False,
-                      llm="extractive", mode="extractive", notice=notice, **base)
+        return [f"- {candidates[i][1]} [{candidates[i][0]}]" for i in best]
+
+
+def _listing(terms: Sequence[str], language: str) -> str:
+    return "、".join(terms) if language == "zh" else ", ".join(f"'{t}'" for t in terms)
 
 
 def _shares_topic(rewritten: str, previous: str) -> bool:
     return bool(set(keyword_tokens(rewritten)) & set(keyword_tokens(previous)))
+

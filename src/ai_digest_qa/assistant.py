@@ -14,6 +14,7 @@ from typing import Literal, overload
 import numpy as np
 
 from .answer import Answer, Answerer, History, Retrieval
+from .answerability import RelevanceModel, Signals
 from .chunking import Chunker
 from .config import Config, ConfigError, load_config
 from .corpus import Document
@@ -59,6 +60,8 @@ class Assistant:
         self._lock = threading.RLock()
         self._llms: dict[str, ChatLLM | None] = {}
         self.last_update: UpdateReport | None = None
+        # The relevance model answers use; None: the calibrated one (data/relevance.json).
+        self.relevance: RelevanceModel | None = None
         self._migrate_to: str | None = None  # set by migrate() for one update
 
     # -- components, created on first use --
@@ -287,7 +290,8 @@ class Assistant:
             failure = None
         except (LLMError, ConfigError) as exc:  # no model: answer extractively, say why
             model, failure = None, str(exc)
-        answerer = Answerer(self.retriever, self.embedder, self.config, model, failure)
+        answerer = Answerer(self.retriever, self.embedder, self.config, model, failure,
+                            self.relevance)
         for item in answerer.stream(question, history, top_k, cancel):
             if include_retrieval or not isinstance(item, Retrieval):
                 yield item
@@ -301,6 +305,25 @@ class Assistant:
                 answer = item
         assert answer is not None
         return answer
+
+    def previous_default(self) -> Assistant:
+        """This assistant as the earlier default answered: the model reads the whole
+        top passages (``answer_strategy = "passages"``) with the shipped weights. It
+        shares this one's index and embedder; evaluations run it side by side."""
+        other = Assistant(replace(self.config, answer_strategy="passages",
+                                  local_model_format="shipped"))
+        other._embedder = self.embedder
+        other._store = self.store
+        return other
+
+    def answerability_signals(self, question: str, history: History | None = None
+                              ) -> Signals | None:
+        """What the relevance check reads for ``question`` (without generating), or None
+        when an earlier check already decides it (no passage, unknown name, nothing
+        covering its constraints). For calibration."""
+        question = validate_question(question, self.config.max_question_chars)
+        answerer = Answerer(self.retriever, self.embedder, self.config, None)
+        return answerer.signals(question, history)
 
     def document(self, doc_id: str) -> Document:
         """The cleaned document a passage's offsets point into."""

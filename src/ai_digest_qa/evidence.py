@@ -1,0 +1,783 @@
+"""Evidence: what a question is about, and which source sentences state it.
+
+A question's *constraints* are what an answer must be about: its names (``GPT-4``,
+``Llama 2``, ``斯坦福``), numbers and years. The sources answer a question only where one
+passage mentions all of them, and the sentence that answers must mention them within a
+small window (the sentence and its neighbours): a passage about ICML 2024 does not
+answer a question about ICML 2023, and a sentence giving Llama 2's score does not give
+Claude 2's. Its *terms* are the other content words, weighted by how rare they are in
+the index, with the glossary's translations for the other language.
+
+Everything here is plain text processing; the index is asked only through
+:class:`Vocabulary` (document frequencies and where a name occurs).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Protocol
+
+from .chunking import split_sentences
+from .glossary import default_glossary
+from .textutils import CJK_CHAR, CJK_RANGES, detect_language, keyword_tokens
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The word lists of ``data/evidence.toml`` (each explained there)."""
+
+    question_words: frozenset[str]
+    answer_stopwords: frozenset[str]
+    generic_chinese_names: frozenset[str]
+    chinese_name_flags: frozenset[str]
+    metadata_fields: dict[str, tuple[str, ...]]
+    number_cues: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def lexicon() -> Lexicon:
+    text = resources.files("ai_digest_qa").joinpath("data/evidence.toml").read_text("utf-8")
+    data = tomllib.loads(text)
+    return Lexicon(
+        question_words=frozenset(data["question_words"]),
+        answer_stopwords=frozenset(data["answer_stopwords"]),
+        generic_chinese_names=frozenset(data["generic_chinese_names"]),
+        chinese_name_flags=frozenset(data["chinese_name_flags"]),
+        metadata_fields={k: tuple(v) for k, v in data["metadata_fields"].items()},
+        number_cues=tuple(data["number_cues"]),
+    )
+
+
+class Vocabulary(Protocol):
+    """What evidence needs to know of the index (``IndexStore`` provides it)."""
+
+    def document_frequency(self, tokens: Sequence[str], language: str | None = None
+                           ) -> dict[str, int]: ...
+
+    @property
+    def chunk_count(self) -> int: ...
+
+    def texts_mentioning(self, term: str, language: str | None = None) -> list[str]: ...
+
+
+def mentioned(term: str, vocabulary: Vocabulary, language: str | None = None) -> bool:
+    """Whether the index (its chunks of ``language``) contains ``term`` in any of its
+    written forms ("CIFAR-10" / "CIFAR10", "Llama 2" / "Llama-2")."""
+    constraint = _constraint(term, "zh" if CJK_CHAR.search(term) else "latin")
+    return any(constraint.found_in(normalise(text))
+               for text in vocabulary.texts_mentioning(term, language))
+
+
+# --- normalised matching ---------------------------------------------------------------
+
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
+def normalise(text: str) -> str:
+    """Lower case, full-width forms folded (NFKC), ``×`` as ``x``, no thousands commas."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("×", "x")
+    return _THOUSANDS.sub("", text)
+
+
+def _latin_pattern(term: str) -> re.Pattern[str]:
+    """``Llama 2`` matches "llama 2", "llama-2" and "llama2", not "llama 20" or "xllama"."""
+    parts = re.findall(r"[a-z0-9]+|[^\sa-z0-9\-_]", normalise(term))
+    body = r"[\s\-_]*".join(re.escape(p) for p in parts)
+    return re.compile(rf"(?<![a-z0-9]){body}(?![a-z0-9])")
+
+
+def _digits_pattern(number: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\d.]){re.escape(normalise(number))}(?![\d])")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A name or number the answer must be about, with the forms that count as it."""
+
+    text: str
+    patterns: tuple[re.Pattern[str], ...]
+    # Written the same in both languages (digits, acronyms: "GPT-4", "2024", "RLHF"), so
+    # it can be required of passages in the other language too.
+    portable: bool
+
+    def found_in(self, normalised_text: str) -> bool:
+        return any(p.search(normalised_text) for p in self.patterns)
+
+
+def _constraint(term: str, kind: str) -> Constraint:
+    glossary = default_glossary()
+    if kind == "number":
+        return Constraint(term, (_digits_pattern(term),), True)
+    if kind == "zh":
+        forms = {term, *glossary.to_english(term)}
+        patterns = tuple(_latin_pattern(f) if not CJK_CHAR.search(f)
+                         else re.compile(re.escape(normalise(f))) for f in forms)
+        return Constraint(term, patterns, False)
+    forms = {term}
+    if len(term) > 3 and term.endswith("s") and not term.endswith("ss"):
+        forms.add(term[:-1])  # "APIs" is "API"
+    head, _, modifier = term.partition("-")
+    if modifier.isalpha() and modifier.islower():  # "RNN-style" is "RNN"; "GPT-4" stays
+        forms.add(head)
+    patterns = [_latin_pattern(f) for f in forms]
+    patterns += [re.compile(re.escape(normalise(t))) for t in glossary.to_chinese(term)]
+    capitals = sum(ch.isupper() for ch in term)
+    portable = any(ch.isdigit() for ch in term) or capitals >= 2
+    return Constraint(term, tuple(patterns), portable)
+
+
+# --- reading a question ----------------------------------------------------------------
+
+# A capitalised or alphanumeric token, with a short version number glued on by a space
+# ("Llama 2", "Gemini 1.5"), but not a year ("ICML 2024" is two constraints).
+_LATIN_NAME = re.compile(
+    r"(?<![A-Za-z0-9])(?:[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*|[a-z]*\d[A-Za-z0-9]*"
+    r"(?:[-.][A-Za-z0-9]+)*)(?:\s\d{1,2}(?:\.\d)?(?![\d.,]))?(?![A-Za-z0-9])")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9.,])\d+(?:[.,]\d+)*(?![A-Za-z0-9])")
+
+
+@dataclass(frozen=True)
+class TermGroup:
+    """A content word of the question and its translations (keyword tokens).
+
+    ``weight`` is the word's rarity in the index (BM25's idf), damped for Chinese words
+    that are common in Chinese at large (jieba's idf table: "里", "得", "做" say little).
+    ``known_in`` lists the languages whose chunks contain one of its tokens.
+    """
+
+    word: str
+    tokens: frozenset[str]
+    weight: float
+    known_in: frozenset[str] = frozenset({"en", "zh"})
+
+
+@dataclass(frozen=True)
+class QuestionProfile:
+    """What a question is about: constraints, weighted terms, asked metadata fields."""
+
+    question: str
+    language: str
+    constraints: tuple[Constraint, ...]
+    groups: tuple[TermGroup, ...]
+    asked_fields: frozenset[str]
+    unknown_share: float  # weight share of terms the index never contains
+    wants_number: bool = False  # "how many", "多少": the answer is a quantity
+
+    def coverage(self, tokens: set[str], language: str | None = None) -> float:
+        """Weighted share of the question's terms present among ``tokens``.
+
+        For text in the other ``language``, only terms that language's chunks could
+        contain count: an English question's "said" or "month" has no Chinese token
+        unless the glossary gives one, and its absence from a Chinese sentence says
+        nothing.
+        """
+        groups = self.groups
+        if language is not None and language != self.language:
+            groups = tuple(g for g in groups if language in g.known_in or g.tokens & tokens)
+        total = sum(g.weight for g in groups)
+        if not total:
+            return 0.0
+        return sum(g.weight for g in groups if g.tokens & tokens) / total
+
+
+def latin_names(text: str) -> list[str]:
+    """Capitalised and alphanumeric words of ``text`` that may be names."""
+    words = lexicon().question_words
+    names = []
+    for match in _LATIN_NAME.finditer(text):
+        word = match.group(0)
+        if word.lower() in words or word.isdigit():
+            continue
+        start = match.start()
+        before = text[:start].rstrip()
+        # A capitalised word that opens the question or a clause is grammar, not a name.
+        opens = not before or before[-1] in ".?!;:,，。？！；：(（\"“"
+        if opens and word[1:].islower() and word.isalpha():
+            continue
+        names.append(word)
+    return names
+
+
+def chinese_names(text: str) -> list[str]:
+    """Person, place, organisation and other proper names jieba finds in ``text``.
+
+    Used to check answers ("在北京举办" when the sources say 维也纳), where a common word
+    taken for a name only costs a fallback to the quotes; never to abstain, since the
+    tagger also marks ordinary words ("论文", "英法").
+    """
+    if not CJK_CHAR.search(text):
+        return []
+    import jieba.posseg
+
+    from .textutils import _jieba
+
+    _jieba()  # initialised once, quietly
+    words = lexicon()
+    return [token.word for token in jieba.posseg.cut(text)
+            if token.flag in words.chinese_name_flags and len(token.word) >= 2
+            and CJK_CHAR.search(token.word)
+            and token.word not in words.generic_chinese_names]
+
+
+def numbers(text: str) -> list[str]:
+    """Numbers with two or more digits (one-digit ones are too often paraphrased)."""
+    found = []
+    for match in _NUMBER.finditer(text):
+        digits = re.sub(r"\D", "", match.group(0))
+        if len(digits) >= 2:
+            found.append(match.group(0))
+    return found
+
+
+def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProfile:
+    """The constraints and weighted terms of ``question``."""
+    language = detect_language(question)
+    names = latin_names(question)
+    named = " ".join(names)
+    constraints = [_constraint(n, "latin") for n in dict.fromkeys(names)]
+    constraints += [_constraint(n, "number") for n in dict.fromkeys(numbers(question))
+                    if n not in named]
+    # jieba's Chinese names stay terms, not constraints: its tagger also marks ordinary
+    # words ("论文", and "里加" cut from "优化里加正则项"), and one such word would
+    # exclude every answering sentence.
+    groups = _term_groups(question, language, vocabulary)
+    total = sum(g.weight for g in groups)
+    unknown = 0.0
+    if vocabulary is not None and total:
+        frequencies = vocabulary.document_frequency(
+            sorted({t for g in groups for t in g.tokens}))
+        unknown = sum(g.weight for g in groups
+                      if not any(frequencies.get(t, 0) for t in g.tokens)) / total
+    asked = frozenset(field for field, cues in lexicon().metadata_fields.items()
+                      if any(_cue_in(cue, question) for cue in cues))
+    wants_number = any(_cue_in(cue, question) for cue in lexicon().number_cues)
+    return QuestionProfile(question, language, tuple(constraints), tuple(groups), asked,
+                           unknown, wants_number)
+
+
+def _cue_in(cue: str, question: str) -> bool:
+    if CJK_CHAR.search(cue):
+        return cue in question
+    return re.search(rf"(?<![a-z]){re.escape(cue)}(?![a-z])", question.lower()) is not None
+
+
+_QUANTITY = re.compile(
+    r"\d|[一二两三四五六七八九十百千万亿]+(?:个|篇|倍|分|位|年|月|天|种|次|亿|万)")
+
+
+def states_quantity(sentence: str, question: str) -> bool:
+    """Whether ``sentence`` holds a number the question does not already give."""
+    given = set(re.findall(r"\d+(?:\.\d+)?", normalise(question)))
+    found = set(re.findall(r"\d+(?:\.\d+)?", normalise(sentence)))
+    return bool(found - given) or bool(_QUANTITY.search(re.sub(r"\d", "", sentence)))
+
+
+def _term_groups(question: str, language: str, vocabulary: Vocabulary | None
+                 ) -> list[TermGroup]:
+    glossary = default_glossary()
+    skip = lexicon().question_words
+    groups: dict[str, set[str]] = {}
+    for word in _question_words(question):
+        if word.lower() in skip:
+            continue
+        tokens = set(keyword_tokens(word))
+        translated = glossary.to_english(word) if CJK_CHAR.search(word) else \
+            glossary.to_chinese(word)
+        for term in translated:
+            tokens |= set(keyword_tokens(term))
+        groups.setdefault(word.lower(), set()).update(tokens)
+    if vocabulary is None:
+        return [TermGroup(w, frozenset(t), 1.0) for w, t in groups.items()]
+    every = sorted({t for ts in groups.values() for t in ts})
+    frequencies = vocabulary.document_frequency(every)
+    by_language = {lang: vocabulary.document_frequency(every, lang) for lang in ("en", "zh")}
+    n = max(vocabulary.chunk_count, 1)
+
+    def idf(token: str) -> float:
+        df = frequencies.get(token, 0)
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    out = []
+    for word, tokens in groups.items():
+        weight = max(idf(t) for t in keyword_tokens(word)) * _commonness_damping(word)
+        known = frozenset(lang for lang, df in by_language.items()
+                          if any(df.get(t, 0) for t in tokens))
+        out.append(TermGroup(word, frozenset(tokens), weight, known))
+    return out
+
+
+def _commonness_damping(word: str) -> float:
+    """jieba's idf of a Chinese word over its median, capped at 1 (1 for other words)."""
+    if not CJK_CHAR.search(word):
+        return 1.0
+    table, median = _jieba_idf()
+    return min(1.0, table.get(word, median) / median)
+
+
+@lru_cache(maxsize=1)
+def _jieba_idf() -> tuple[dict[str, float], float]:
+    from jieba.analyse.tfidf import TFIDF
+
+    table, median = TFIDF().idf_loader.get_idf()
+    return table, median
+
+
+def _question_words(question: str) -> list[str]:
+    """Content words of ``question``: jieba words for Chinese runs, words otherwise."""
+    from .textutils import jieba_words
+
+    words: list[str] = []
+    for piece in re.findall(r"[A-Za-z0-9][A-Za-z0-9\-.]*[A-Za-z0-9]|[A-Za-z0-9]|"
+                            r"[\u3400-\u9fff\uf900-\ufaff]+", question):
+        if CJK_CHAR.search(piece):
+            words.extend(jieba_words(piece))
+        else:
+            words.append(piece)
+    return [w for w in words if keyword_tokens(w)]
+
+
+# --- sentences of a passage --------------------------------------------------------------
+
+_FIELD_LINE = re.compile(r"^\s*([A-Za-z]+)\s*:\s")
+_HEADING_NUMBER = re.compile(r"^\s*(?:\d+(?:\.\d+)*\.?|[一二三四五六七八九十]+[、.])\s*\S")
+_SENTENCE_PUNCTUATION = re.compile(r"[。！？；.!?;…”\"')）]\s*$")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a passage: ``passage.text[start:end]``, stripped."""
+
+    start: int
+    end: int
+    text: str
+    field: str | None  # the metadata field of a "Year: 2024." line
+    heading: bool  # a heading or title line: context, never an answer on its own
+
+
+def sentences(text: str) -> list[Sentence]:
+    """The non-empty sentences of ``text`` with offsets and their kind."""
+    fields = lexicon().metadata_fields
+    out: list[Sentence] = []
+    offset = 0
+    for piece in split_sentences(text):
+        stripped = piece.strip()
+        if stripped and any(ch.isalnum() for ch in stripped):
+            start = offset + piece.index(stripped[0])
+            match = _FIELD_LINE.match(stripped)
+            field = match.group(1).lower() if match and match.group(1).lower() in fields \
+                else None
+            previous = out[-1] if out else None
+            if (field is None and previous is not None and previous.field
+                    and "\n" not in text[previous.end:start]):
+                # "Authors: A. Smith, B. Jones." was cut at an initial: one field line.
+                end = start + len(stripped)
+                out[-1] = replace(previous, end=end, text=text[previous.start:end])
+            else:
+                out.append(Sentence(start, start + len(stripped), stripped, field,
+                                    _is_heading(stripped)))
+        offset += len(piece)
+    return out
+
+
+def _is_heading(sentence: str) -> bool:
+    """Short and unpunctuated, or a numbered section title ("1.3 大模型的挑战")."""
+    units = len(CJK_CHAR.findall(sentence)) + len(re.findall(r"[A-Za-z0-9]+", sentence))
+    if _HEADING_NUMBER.match(sentence) and units <= 20:
+        return True
+    return units <= 12 and not _SENTENCE_PUNCTUATION.search(sentence)
+
+
+# --- choosing evidence -------------------------------------------------------------------
+
+
+class PassageLike(Protocol):
+    text: str
+    title: str
+    language: str
+    section: str | None
+
+
+class SentenceEmbedder(Protocol):
+    def embed_queries(self, texts: list[str]) -> Any: ...
+
+    def embed_passages(self, texts: list[str]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A sentence of passage ``passage`` (0-based) chosen to answer the question.
+
+    ``mass`` is the weighted share of all the question's terms in the sentence's window
+    (the sentence counted twice over its neighbours); ``coverage`` the same share of
+    the terms the passage's language could contain; ``similarity`` the embedder's
+    cosine between question and sentence (0.0 when no embedder was given). ``context``
+    is the sentence before it when that one names the subject the sentence leaves
+    implicit ("它" / "It").
+    """
+
+    passage: int
+    sentence: Sentence
+    mass: float
+    coverage: float
+    similarity: float = 0.0
+    context: Sentence | None = None
+    quantity_fit: float = 0.0  # + when a "how many" question meets a number, - when not
+    # The sentences a "以下几项原则:" / "the following steps:" sentence announces.
+    continuation: tuple[Sentence, ...] = ()
+    boost: float = 0.0  # from the embedder's similarity, relative to the other candidates
+
+    @property
+    def quote(self) -> str:
+        parts = [self.context] if self.context else []
+        parts += [self.sentence, *self.continuation]
+        return " ".join(p.text for p in parts)
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """Where the quote lies in its passage's text."""
+        first = self.context or self.sentence
+        last = self.continuation[-1] if self.continuation else self.sentence
+        return first.start, last.end
+
+    @property
+    def score(self) -> float:
+        return self.mass + self.quantity_fit + self.boost
+
+
+# How much the embedder's similarity counts against term coverage when ranking
+# sentences, per standard deviation of the candidates' similarities (so it means the
+# same for embedders whose cosines spread over 0.05 or over 0.5).
+SIMILARITY_WEIGHT = 0.05
+# A question asking for a quantity prefers sentences stating one by this much.
+QUANTITY_FIT = 0.15
+# Sentences embedded per question: the best by terms (about 25 ms each on two cores).
+EMBEDDED_CANDIDATES = 10
+
+
+def passage_constraints(profile: QuestionProfile, passage_language: str,
+                        vocabulary: Vocabulary | None = None) -> list[Constraint]:
+    """The constraints a passage in ``passage_language`` must mention somewhere.
+
+    A name written differently in the other language ("Stanford" / "斯坦福") is required
+    there only when the glossary translates it or the index shows that language writes
+    it the same way; otherwise it cannot be checked and is not held against the passage.
+    """
+    if passage_language == profile.language:
+        return list(profile.constraints)
+    required = []
+    for constraint in profile.constraints:
+        if constraint.portable or len(constraint.patterns) > 1:
+            required.append(constraint)
+        elif vocabulary is not None and mentioned(constraint.text, vocabulary,
+                                                  passage_language):
+            required.append(constraint)
+    return required
+
+
+def missing_in(constraints: Sequence[Constraint], text: str) -> list[Constraint]:
+    normalised = normalise(text)
+    return [c for c in constraints if not c.found_in(normalised)]
+
+
+def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike],
+                        vocabulary: Vocabulary | None = None) -> list[Evidence]:
+    """Every sentence that may answer: its passage mentions all constraints, its window
+    (itself and its neighbours, with the passage's title and section) mentions every
+    portable one (names with digits, acronyms, numbers: what binds a fact to its
+    subject), it is no heading, and a metadata line only if the question asks for that
+    field."""
+    candidates: list[Evidence] = []
+    for index, passage in enumerate(passages):
+        frame = f"{passage.title} {passage.section or ''}"
+        required = passage_constraints(profile, passage.language, vocabulary)
+        if missing_in(required, passage.text + " " + frame):
+            continue
+        binding = [c for c in required if c.portable]
+        parts = sentences(passage.text)
+        for position, sentence in enumerate(parts):
+            if not _may_answer(sentence, profile):
+                continue
+            before = parts[position - 1] if position else None
+            after = parts[position + 1] if position + 1 < len(parts) else None
+            window = " ".join(s.text for s in (before, sentence, after) if s) + " " + frame
+            if missing_in(binding, window):
+                continue
+            continuation = _announced(parts, position)
+            own = set(keyword_tokens(" ".join(s.text for s in (sentence, *continuation))))
+            around = set(keyword_tokens(window + " " + " ".join(s.text for s in continuation)))
+            mass = (2 * profile.coverage(own) + profile.coverage(around)) / 3
+            coverage = (2 * profile.coverage(own, passage.language)
+                        + profile.coverage(around, passage.language)) / 3
+            if sentence.field:  # "Authors: ..." answers with its record's title around it
+                mass = profile.coverage(around)
+                coverage = profile.coverage(around, passage.language)
+            context = None
+            if before and missing_in(binding, sentence.text + " " + frame) and not \
+                    missing_in(binding, f"{before.text} {sentence.text} {frame}"):
+                context = before
+            fit = 0.0
+            if profile.wants_number:
+                fit = QUANTITY_FIT if states_quantity(sentence.text, profile.question) \
+                    else -QUANTITY_FIT
+            candidates.append(Evidence(index, sentence, mass, coverage, 0.0, context, fit,
+                                       continuation))
+    return candidates
+
+
+_ANNOUNCES = re.compile(r"[:：]\s*$")
+# At most this many sentences, and characters, follow an announcing sentence.
+ANNOUNCED_SENTENCES = 4
+ANNOUNCED_CHARS = 240
+
+
+def _announced(parts: Sequence[Sentence], position: int) -> tuple[Sentence, ...]:
+    """The sentences a sentence ending in a colon introduces (a list, steps, code)."""
+    if not _ANNOUNCES.search(parts[position].text):
+        return ()
+    following: list[Sentence] = []
+    used = 0
+    for sentence in parts[position + 1:position + 1 + ANNOUNCED_SENTENCES]:
+        if following and used + len(sentence.text) > ANNOUNCED_CHARS:
+            break
+        following.append(sentence)
+        used += len(sentence.text)
+    return tuple(following)
+
+
+def _may_answer(sentence: Sentence, profile: QuestionProfile) -> bool:
+    if sentence.heading:
+        return False
+    if sentence.field:
+        return sentence.field in profile.asked_fields
+    units = len(CJK_CHAR.findall(sentence.text)) + len(re.findall(r"[A-Za-z0-9]+",
+                                                                   sentence.text))
+    return units >= MIN_SENTENCE_UNITS
+
+
+# Fragments shorter than this (in CJK characters plus Latin words) state nothing.
+MIN_SENTENCE_UNITS = 5
+
+
+def choose_evidence(profile: QuestionProfile, passages: Sequence[PassageLike],
+                    vocabulary: Vocabulary | None = None,
+                    embedder: SentenceEmbedder | None = None, limit: int = 2
+                    ) -> list[Evidence]:
+    """The best answering sentences, at most ``limit``, best first.
+
+    Candidates are ranked by term mass; the best few are re-ranked with the embedder's
+    similarity, which matches paraphrases and translations the glossary does not know.
+    A second sentence is added only when it covers terms the first does not (a question
+    asking two things).
+    """
+    ranked = sorted(candidate_sentences(profile, passages, vocabulary),
+                    key=lambda e: (-(e.mass + e.quantity_fit), e.passage, e.sentence.start))
+    head = ranked[:EMBEDDED_CANDIDATES]
+    if embedder is not None and head:
+        vectors = embedder.embed_passages([e.quote for e in head])
+        query = embedder.embed_queries([profile.question])[0]
+        similarities = vectors @ query
+        spread = float(similarities.std()) or 1.0
+        boosts = SIMILARITY_WEIGHT * (similarities - similarities.mean()) / spread
+        head = [replace(e, similarity=float(s), boost=float(b))
+                for e, s, b in zip(head, similarities.tolist(), boosts.tolist())]
+    head.sort(key=lambda e: (-e.score, e.passage, e.sentence.start))
+    chosen: list[Evidence] = []
+    covered: set[str] = set()
+    for evidence in head:
+        if len(chosen) >= limit:
+            break
+        tokens = set(keyword_tokens(evidence.quote))
+        new = {g.word for g in profile.groups if g.tokens & tokens} - covered
+        if chosen and (evidence.score < chosen[0].score - SECOND_SENTENCE_GAP
+                       or _overlaps(evidence, chosen)):
+            continue
+        chosen.append(evidence)
+        covered |= new
+    return chosen
+
+
+def _overlaps(evidence: Evidence, chosen: Sequence[Evidence]) -> bool:
+    start, end = evidence.span
+    return any(c.passage == evidence.passage and c.span[0] < end and start < c.span[1]
+               for c in chosen)
+
+
+# A second sentence joins the first only when it scores within this of it.
+SECOND_SENTENCE_GAP = 0.3
+
+
+def unknown_names(question: str, vocabulary: Vocabulary) -> list[str]:
+    """Latin-script names in ``question`` (``FIFA``, ``H100``) that no indexed passage or
+    title contains.
+
+    jieba's Chinese names are left out: its tagger also marks ordinary words ("英法",
+    "比特", "里加" cut from "优化里加正则项"), so an unknown one is weighed by the
+    relevance check (as an unknown term) instead of abstaining outright. "PhD" is still
+    known when the sources say 博士 (glossary), and
+    "APIs", "RNN-style" or "800x800" when they say "API", "RNN", "800×800".
+    """
+    glossary = default_glossary()
+    candidates = [n for n in latin_names(question) if not n.isdigit()]
+    missing = []
+    for term in dict.fromkeys(candidates):
+        if len(term) < 2:
+            continue
+        variants = {term, term.replace("x", "×")}
+        if len(term) > 3 and term.endswith("s"):
+            variants.add(term[:-1])
+        head, _, modifier = term.partition("-")
+        if modifier.isalpha() and modifier.islower():
+            variants.add(head)
+        if " " in term:  # "Llama 2": the name part is what must be known
+            variants.add(term.split(" ")[0])
+        variants |= set(glossary.to_chinese(term) or glossary.to_english(term))
+        if not any(len(v) >= 2 and mentioned(v, vocabulary) for v in variants):
+            missing.append(term)
+    return missing
+
+
+# --- numbers with scale words ------------------------------------------------------------
+
+_SCALED = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(亿|万|千|百万|million|billion|trillion|thousand|[kmb](?![a-z]))?",
+    re.IGNORECASE)
+_SCALES = {"亿": 1e8, "万": 1e4, "千": 1e3, "百万": 1e6, "thousand": 1e3, "million": 1e6,
+           "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6, "b": 1e9}
+
+
+def number_values(text: str) -> set[float]:
+    """Values of the numbers in ``text``, scale words applied ("5.4亿" and "540 million"
+    are both 5.4e8), so a translated number can be checked against its source."""
+    values = set()
+    for match in _SCALED.finditer(normalise(text)):
+        value = float(match.group(1))
+        values.add(value)
+        if match.group(2):
+            values.add(round(value * _SCALES[match.group(2).lower()], 6))
+    return values
+
+
+def unsupported(text: str, support: str, question: str) -> list[str]:
+    """Numbers and names in ``text`` found neither in ``support`` nor in ``question``.
+
+    Numbers are compared by value with scale words; Latin names also by their glossary
+    translations; Chinese names also by their English ones.
+    """
+    allowed = normalise(support + " " + question)
+    values = number_values(support + " " + question)
+    problems = []
+    for match in _SCALED.finditer(normalise(text)):
+        number = match.group(1)
+        if re.search(rf"(?<![\d.]){re.escape(number)}(?!\d)", allowed):
+            continue
+        scaled = {float(number)}
+        if match.group(2):
+            scaled.add(round(float(number) * _SCALES[match.group(2).lower()], 6))
+        if not any(abs(v - w) <= 1e-6 * max(abs(w), 1) for v in scaled for w in values):
+            problems.append(match.group(0).strip())
+    stop = lexicon().answer_stopwords
+    for name in latin_names(text):
+        if name in stop or len(name) < 3:
+            continue
+        if not _constraint(name, "latin").found_in(allowed):
+            problems.append(name)
+    for name in chinese_names(text):
+        if not _constraint(name, "zh").found_in(allowed):
+            problems.append(name)
+    return list(dict.fromkeys(problems))
+
+
+_CLAUSE_BREAK = re.compile(r"[,，;；。!?！？、:：()（）]|(?<=[A-Za-z])\.\s")
+# Words this close to a number in an answer say what the number counts.
+NUMBER_WINDOW = 3
+
+
+def misbound_numbers(text: str, quotes: Sequence[str], question: str) -> list[str]:
+    """Numbers the answer ties to a word that the quotes tie only to other numbers.
+
+    "accepted 9,653 papers" from "提交了 9,653 篇论文,仅接受 2,609 篇": "accepted" (接受) is
+    in the clause of 2,609, not of 9,653. Each number of the answer is checked with the
+    words next to it against the clauses of the quotes holding that number.
+    """
+    numbered = [clause for quote in quotes for clause in _numbered_clauses(quote)]
+    given = number_values(question)
+    problems = []
+    for match in _SCALED.finditer(normalise(text)):
+        value = _value(match)
+        if value in given:
+            continue
+        near = _near_terms(normalise(text), match.start(), match.end())
+        if not near:  # a bare "48 [1]" answers the question: its words are the number's
+            near = [g.tokens for g in analyse(question).groups]
+        own = [terms for values, terms in numbered if value in values]
+        others = [terms for values, terms in numbered if value not in values]
+        if not own or not near:
+            continue
+        own_terms = set().union(*own)
+        elsewhere = set().union(*others) if others else set()
+        # Only words that tell the clauses apart count: one found with this number and
+        # with others ("papers") says nothing.
+        if any(group & elsewhere and not group & own_terms for group in near):
+            problems.append(match.group(0).strip())
+    return list(dict.fromkeys(problems))
+
+
+def _value(match: re.Match[str]) -> float:
+    value = float(match.group(1))
+    return round(value * _SCALES[match.group(2).lower()], 6) if match.group(2) else value
+
+
+def _numbered_clauses(quote: str) -> list[tuple[set[float], set[str]]]:
+    """The clauses of ``quote`` holding numbers: their values, and their words with those
+    of the clause before. Chinese often leaves the counted noun out after the first
+    clause ("提交了 9,653 篇论文,仅接受 2,609 篇"): the second clause counts papers too."""
+    clauses: list[tuple[set[float], set[str]]] = []
+    previous: set[str] = set()
+    for clause in _CLAUSE_BREAK.split(normalise(quote)):
+        terms = set(keyword_tokens(clause))
+        values = number_values(clause)
+        if values:
+            clauses.append((values, terms | previous))
+        elif clauses:  # "Llama 2得分54,透明度排第一": the ranking is said of 54
+            clauses[-1][1].update(terms)
+        previous = terms
+    return clauses
+
+
+def _near_terms(text: str, start: int, end: int) -> list[set[str]]:
+    """The words within NUMBER_WINDOW of a number, each with its glossary translations."""
+    glossary = default_glossary()
+    # Within the number's own clause: "收到9,653篇投稿,接受了2,609篇" ties 接受 to 2,609.
+    before = _words(_CLAUSE_BREAK.split(text[:start])[-1])[-NUMBER_WINDOW:]
+    after = _words(_CLAUSE_BREAK.split(text[end:])[0])[:NUMBER_WINDOW]
+    groups = []
+    for word in before + after:
+        tokens = set(keyword_tokens(word))
+        if not tokens or word.isdigit():
+            continue
+        translated = glossary.to_english(word) if CJK_CHAR.search(word) else \
+            glossary.to_chinese(word)
+        for term in translated:
+            tokens |= set(keyword_tokens(term))
+        groups.append(tokens)
+    return groups
+
+
+def _words(text: str) -> list[str]:
+    from .textutils import jieba_words
+
+    words: list[str] = []
+    for piece in re.findall(rf"[A-Za-z][A-Za-z\-]*|[{CJK_RANGES}]+", text):
+        words.extend(jieba_words(piece) if CJK_CHAR.search(piece) else [piece])
+    return words

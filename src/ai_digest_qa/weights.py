@@ -1,0 +1,205 @@
+"""Weight formats of the local model: the shipped GGUF, or a copy converted for speed.
+
+The shipped Qwen2.5 "Q4_K_M" file is mostly Q5_0 (its 896-wide rows do not fit Q4_K's
+256-value blocks), and llama.cpp's CPU backend has no repacked fast path for Q5_0.
+Q8_0 and Q4_0 have one ("REPACK" in ``xllamacpp.get_system_info()``), so the same
+model reads prompts about 1.4x (Q8_0) and 1.8x (Q4_0) faster on AVX2. Q8_0 re-stores
+the Q5_0 values almost exactly; Q4_0 loses precision, which the bench measures.
+
+A converted file is made from the shipped one on first use (gguf-py's quantizers, about
+20 s), checked by sha256 against the record written beside it, and rebuilt when missing,
+partial or corrupt, like the assembled model. ``"auto"`` measures prompt speed of each
+candidate on this machine once, and keeps the fastest: machines differ (a CPU without
+the fast kernels may read Q5_0 as fast), so nothing is assumed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("auto", "shipped", "q8_0", "q4_0")
+# What "auto" chooses among: the formats that answer as well as the shipped file (the
+# bench's accuracy table; q4_0 answered worse there, so it is chosen only by name).
+AUTO_CANDIDATES = ("q8_0", "shipped")
+# Bump when the conversion changes: converted files record it and are remade.
+CONVERTER_VERSION = 1
+
+
+class WeightsError(RuntimeError):
+    """A converted model could not be made or checked; the message says why."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# Converted files this process already hashed, with their (size, mtime_ns).
+_verified: dict[Path, tuple[int, int]] = {}
+
+
+def converted_path(source: Path, fmt: str, cache_dir: Path) -> Path:
+    """``source`` in weight format ``fmt``, made in ``cache_dir`` on first use."""
+    if fmt == "shipped":
+        return source
+    if fmt not in ("q8_0", "q4_0"):
+        raise WeightsError(f"unknown weight format {fmt!r}; use one of {', '.join(FORMATS)}")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / f"{source.stem}.{fmt}.gguf"
+    record = target.with_suffix(".json")
+    with open(cache_dir / f".{target.name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process converts, the others wait
+        expected = _expected_record(source, fmt)
+        if _intact(target, record, expected):
+            return target
+        _convert_checked(source, target, record, fmt, expected)
+    return target
+
+
+def _expected_record(source: Path, fmt: str) -> dict[str, object]:
+    stat = source.stat()
+    return {"source": source.name, "source_size": stat.st_size,
+            "source_mtime_ns": stat.st_mtime_ns, "format": fmt,
+            "converter": CONVERTER_VERSION}
+
+
+def _intact(target: Path, record: Path, expected: dict[str, object]) -> bool:
+    """The converted file exists, was made from this source, and matches its sha256."""
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8"))
+        stat = target.stat()
+    except (OSError, ValueError):
+        return False
+    if any(recorded.get(k) != v for k, v in expected.items()):
+        return False
+    if recorded.get("size") != stat.st_size:
+        return False
+    stamp = (stat.st_size, stat.st_mtime_ns)
+    if _verified.get(target) == stamp:
+        return True
+    if _sha256(target) != recorded.get("sha256"):
+        log.warning("converted model %s is damaged (sha256 mismatch); remaking it", target)
+        return False
+    _verified[target] = stamp
+    return True
+
+
+def _convert_checked(source: Path, target: Path, record: Path, fmt: str,
+                     expected: dict[str, object]) -> None:
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    started = time.perf_counter()
+    try:
+        convert(source, partial, fmt)
+        with open(partial, "rb+") as handle:
+            os.fsync(handle.fileno())
+        digest = _sha256(partial)
+        os.replace(partial, target)
+        stat = target.stat()
+        info = {**expected, "size": stat.st_size, "sha256": digest}
+        record.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        _verified[target] = (stat.st_size, stat.st_mtime_ns)
+    except OSError as exc:
+        raise WeightsError(f"cannot write the {fmt} model in {target.parent}: {exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    log.info("converted %s to %s in %.1fs", source.name, fmt, time.perf_counter() - started)
+
+
+def convert(source: Path, target: Path, fmt: str) -> None:
+    """Write ``source`` with its large matrices re-quantized to ``fmt`` (gguf-py).
+
+    The token embedding keeps its type (it is looked up, not multiplied, so its type
+    costs no speed), and so do tensors already in a fast type or kept in float.
+    """
+    try:
+        import gguf
+        from gguf import GGMLQuantizationType as Q
+        from gguf import quants
+    except ImportError as exc:
+        raise WeightsError(f"converting weights needs the gguf package ({exc})") from None
+    wanted = {"q8_0": Q.Q8_0, "q4_0": Q.Q4_0}[fmt]
+    slow = {Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.Q5_0, Q.Q5_1, Q.Q4_1, Q.Q3_K, Q.Q2_K}
+    reader = gguf.GGUFReader(str(source))
+    architecture = reader.fields["general.architecture"].contents()
+    writer = gguf.GGUFWriter(str(target), architecture)
+    for name, value in reader.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue  # written by the writer itself
+        kind = value.types[0]
+        sub = value.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(name, value.contents(), kind, sub_type=sub)
+    for tensor in reader.tensors:
+        data, kind = tensor.data, tensor.tensor_type
+        if kind in slow and kind != wanted and tensor.name != "token_embd.weight":
+            data = quants.quantize(quants.dequantize(data, kind), wanted)
+            kind = wanted
+        writer.add_tensor(tensor.name, data, raw_dtype=kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+# --- choosing by measurement --------------------------------------------------------------
+
+Probe = Callable[[Path], float]  # a model file -> prompt tokens per second
+
+
+def machine_key() -> str:
+    """What the measured choice depends on: CPU flags, CPU count and the runtime."""
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = " ".join(sorted(line.split(":", 1)[1].split()))
+                break
+    except OSError:
+        flags = platform.processor()
+    try:
+        from importlib.metadata import version
+
+        runtime = version("xllamacpp")
+    except Exception:  # noqa: BLE001 - the key only needs to change with the runtime
+        runtime = "unknown"
+    text = f"{platform.machine()}|{os.cpu_count()}|{runtime}|{flags}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def choose_format(source: Path, cache_dir: Path, probe: Probe,
+                  candidates: Sequence[str] = AUTO_CANDIDATES) -> str:
+    """The candidate format that reads prompts fastest on this machine, measured once per
+    machine and model and remembered in ``cache_dir``; "shipped" when none else works."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    memo = cache_dir / "format-choice.json"
+    key = f"{source.name}:{source.stat().st_size}:{machine_key()}"
+    try:
+        remembered = json.loads(memo.read_text(encoding="utf-8"))
+        if remembered.get("key") == key and remembered.get("format") in candidates:
+            return str(remembered["format"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    speeds: dict[str, float] = {}
+    for fmt in candidates:
+        try:
+            speeds[fmt] = probe(converted_path(source, fmt, cache_dir))
+        except Exception as exc:  # noqa: BLE001 - a format that fails is not chosen
+            log.warning("weight format %s is not usable here: %s", fmt, exc)
+    chosen = max(speeds, key=lambda f: speeds[f]) if speeds else "shipped"
+    memo.write_text(json.dumps({"key": key, "format": chosen, "prompt_tokens_per_s": speeds},
+                               indent=2) + "\n", encoding="utf-8")
+    log.info("weight format %s chosen by measurement: %s", chosen,
+             ", ".join(f"{f} {s:.0f} tokens/s" for f, s in speeds.items()))
+    return chosen

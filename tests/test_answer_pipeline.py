@@ -1,0 +1,182 @@
+"""Every branch of the answer pipeline, with a scripted LLM and a tiny in-memory index."""
+
+import threading
+
+import pytest
+
+from ai_digest_qa.answer import Answer, Answerer, Retrieval
+from ai_digest_qa.answerability import RelevanceModel
+from ai_digest_qa.prompts import STRICT_RETRY
+from fakes import ScriptedLLM, failing, tiny_assistant
+
+ALWAYS = RelevanceModel((0.0,) * 6, 10.0, 0.5, doubt_threshold=0.99)  # relevance passes
+NEVER = RelevanceModel((0.0,) * 6, -10.0, 0.5)  # relevance fails
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_assistant(tmp_path_factory.mktemp("tiny"))
+
+
+def answer(tiny, question, llm, relevance=ALWAYS, history=None, cancel=None, **settings):
+    config = tiny.config if not settings else type(tiny.config)(**{
+        **{f: getattr(tiny.config, f) for f in tiny.config.__dataclass_fields__}, **settings})
+    answerer = Answerer(tiny.retriever, tiny.embedder, config, llm, relevance=relevance)
+    items = list(answerer.stream(question, history, cancel=cancel))
+    assert isinstance(items[0], Retrieval) and isinstance(items[-1], Answer)
+    return items[-1], [i for i in items if isinstance(i, str)]
+
+
+def test_an_unknown_name_abstains_before_generation(tiny):
+    llm = ScriptedLLM()
+    result, _ = answer(tiny, "Who won the 2022 FIFA World Cup?", llm)
+    assert result.abstained and result.abstention == "unknown-name" and "FIFA" in result.text
+    assert llm.requests == [] and result.citations == []
+
+
+def test_another_years_edition_abstains_before_generation(tiny):
+    llm = ScriptedLLM()
+    result, _ = answer(tiny, "Where was ICML 2023 held?", llm)
+    assert result.abstained and result.abstention == "not-covered"
+    assert "ICML" in result.text and llm.requests == []
+
+
+# A relevance model that asks for half the question's terms in the evidence.
+HALF_THE_TERMS = RelevanceModel((0.0, 10.0, 0.0, 0.0, 0.0, 0.0), -5.0, 0.5)
+
+
+def test_a_fact_bound_to_another_subject_abstains(tiny):
+    # The index gives Llama 2's score, and mentions Claude 2, but never Claude 2's score:
+    # the score sentence lacks the subject, the Claude 2 sentence lacks the score.
+    llm = ScriptedLLM()
+    result, _ = answer(tiny, "What score did Claude 2 get on the transparency index?", llm,
+                       relevance=HALF_THE_TERMS)
+    assert result.abstained and llm.requests == [], result.text
+    llm = ScriptedLLM("Llama 2 scored 54 [1].")
+    result, _ = answer(tiny, "What score did Llama 2 get on the transparency index?", llm,
+                       relevance=HALF_THE_TERMS)
+    assert result.mode == "llm" and "54" in result.text
+
+
+def test_low_relevance_abstains_before_generation(tiny):
+    llm = ScriptedLLM()
+    result, _ = answer(tiny, "大模型的训练成本高吗?", llm, relevance=NEVER)
+    assert result.abstained and result.abstention == "off-topic" and llm.requests == []
+    assert result.relevance is not None and result.relevance < 0.5
+    assert result.passages  # the nearest passages stay, as related ones
+
+
+def test_a_verified_answer_is_accepted_with_passage_numbers_and_quote_spans(tiny):
+    llm = ScriptedLLM("ICML 2024 在维也纳举行 [1]。")
+    result, pieces = answer(tiny, "ICML 2024 在哪个城市举办?", llm)
+    assert result.mode == "llm" and not result.abstained and "维也纳" in result.text
+    assert "".join(pieces).strip() == "ICML 2024 在维也纳举行 [1]。"
+    (citation,) = result.citations
+    number = int(citation.marker[1:-1])
+    assert result.passages[number - 1] == citation.passage  # renumbered to the sources
+    assert f"[{number}]" in result.text
+    start, end = citation.span
+    assert "维也纳" in citation.passage.text[start:end]
+    prompt = llm.requests[0][1]["content"]
+    assert "维也纳" in prompt and len(prompt) < 600  # quotes, not whole passages
+
+
+def test_a_wrong_name_is_retried_with_a_stricter_prompt(tiny):
+    llm = ScriptedLLM("ICML 2024 在北京举行 [1]。", "ICML 2024 在维也纳举行 [1]。")
+    result, pieces = answer(tiny, "ICML 2024 在哪个城市举办?", llm)
+    assert result.mode == "llm" and "维也纳" in result.text and "北京" not in result.text
+    assert len(llm.requests) == 2 and STRICT_RETRY["zh"] in llm.requests[1][1]["content"]
+    assert "\n" in pieces  # the failed draft and the retry are apart
+
+
+def test_a_twice_unverifiable_answer_falls_back_to_the_quotes(tiny):
+    llm = ScriptedLLM("ICML 2024 在北京举行 [1]。", "在上海 [1]。")
+    result, _ = answer(tiny, "ICML 2024 在哪个城市举办?", llm)
+    assert result.mode == "extractive" and "上海" in (result.notice or "")
+    assert "维也纳" in result.text and result.citations
+    for line in result.text.splitlines()[2:]:  # never a heading as an answer
+        assert "1.3 大模型的挑战" not in line and "论文亮点" not in line
+
+
+def test_a_number_given_for_something_else_is_rejected(tiny):
+    bad = "ICML 2024 accepted 9,653 papers [1]."
+    llm = ScriptedLLM(bad, bad)
+    result, _ = answer(tiny, "How many papers did ICML 2024 accept?", llm)
+    assert result.mode == "extractive" and "9653" in (result.notice or "")
+    assert "2,609" in result.text
+
+
+def test_the_models_not_found_abstains_when_the_evidence_is_weak(tiny):
+    llm = ScriptedLLM("The sources do not contain the answer.")
+    weak = RelevanceModel((0.0,) * 6, 0.0, 0.1, doubt_threshold=0.9)  # p = 0.5
+    result, _ = answer(tiny, "How many papers did ICML 2024 accept?", llm, relevance=weak)
+    assert result.abstained and result.abstention == "model-not-found"
+
+
+def test_the_models_not_found_shows_the_quotes_when_the_evidence_is_strong(tiny):
+    llm = ScriptedLLM("资料中没有找到答案。")
+    strong = RelevanceModel((0.0,) * 6, 0.0, 0.1, doubt_threshold=0.4)  # p = 0.5
+    result, _ = answer(tiny, "ICML 2024 接受了多少篇论文?", llm, relevance=strong)
+    assert result.mode == "extractive" and "2,609" in result.text
+    assert result.notice
+
+
+def test_an_llm_failure_falls_back_to_the_quotes_without_retrying(tiny):
+    llm = ScriptedLLM(failing("the model crashed"))
+    result, _ = answer(tiny, "ICML 2024 在哪个城市举办?", llm)
+    assert result.mode == "extractive" and "crashed" in (result.notice or "")
+    assert "维也纳" in result.text and len(llm.requests) == 1
+
+
+def test_a_wrong_language_or_empty_reply_falls_back(tiny):
+    for reply in ("ICML 2024 was held in Vienna, the capital of Austria [1].", "[1]"):
+        llm = ScriptedLLM(reply, reply)
+        result, _ = answer(tiny, "ICML 2024 在哪个城市举办?", llm)
+        assert result.mode == "extractive" and result.notice, reply
+
+
+def test_an_uncited_answer_is_attributed_to_its_quote(tiny):
+    llm = ScriptedLLM("ICML 2024 在维也纳举行。")
+    result, _ = answer(tiny, "ICML 2024 在哪个城市举办?", llm)
+    assert result.mode == "llm" and result.citations
+
+
+def test_a_translated_number_is_verified_by_value(tiny):
+    llm = ScriptedLLM("Llama 2 scored 54 [1].")
+    result, _ = answer(tiny, "What score did Llama 2 get on the transparency index?", llm)
+    assert result.mode == "llm" and "54" in result.text
+
+
+def test_stopping_keeps_the_partial_answer(tiny):
+    cancel = threading.Event()
+    cancel.set()
+    llm = ScriptedLLM("ICML 2024 在维也纳举行 [1]。")
+    result, _ = answer(tiny, "ICML 2024 在哪个城市举办?", llm, cancel=cancel)
+    assert result.notice == "stopped" and not result.abstained
+
+
+def test_without_an_llm_the_quotes_are_the_answer(tiny):
+    result, pieces = answer(tiny, "ICML 2024 在哪个城市举办?", None)
+    assert result.mode == "extractive" and "维也纳" in result.text
+    assert pieces == [result.text] and result.citations
+
+
+def test_a_follow_up_is_condensed_with_the_history(tiny):
+    llm = ScriptedLLM("ICML 2024 接受了多少篇论文?", "仅接受 2,609 篇 [1]。")
+    history = [("ICML 2024 在哪里举办?", "维也纳 [1]。")]
+    result, _ = answer(tiny, "接受了多少篇?", llm, history=history)
+    assert result.standalone_question.startswith("ICML 2024")
+    assert result.mode == "llm" and "2,609" in result.text
+
+
+def test_the_passages_strategy_reads_whole_passages(tiny):
+    llm = ScriptedLLM("ICML 2024 在维也纳举行 [1]。")
+    result, _ = answer(tiny, "ICML 2024 在哪个城市举办?", llm, answer_strategy="passages")
+    assert result.mode == "llm" and result.citations
+    assert "1.3 大模型的挑战" in llm.requests[0][1]["content"]  # the whole passage
+
+
+def test_the_passages_strategy_falls_back_on_an_unsupported_claim(tiny):
+    llm = ScriptedLLM("ICML 2024 在北京举行 [1]。")
+    result, _ = answer(tiny, "ICML 2024 在哪个城市举办?", llm, answer_strategy="passages")
+    assert result.mode == "extractive" and "北京" in (result.notice or "")
