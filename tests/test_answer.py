@@ -4,6 +4,7 @@ import pytest
 
 from ai_digest_qa import Answer, Citation
 from ai_digest_qa.answer import (
+    CITATION_MARKER,
     attribute_citations,
     cite,
     focus_passages,
@@ -73,9 +74,11 @@ def test_numbers_and_names_must_come_from_the_cited_passages():
 def test_unknown_names_are_found(corpus_assistant):
     store = corpus_assistant.store
     assert missing_terms("Who won the 2022 FIFA World Cup?", store) == ["FIFA", "Cup"]
+    assert missing_terms("What FID does U-ViT reach on CIFAR-10?", store) == []  # "CIFAR10"
     assert missing_terms("Which platforms shut their free APIs? Where did Raschka get his PhD?",
                          store) == []  # plural and translated (博士) forms count
-    assert "世界杯" in missing_terms("2022年卡塔尔世界杯谁夺冠?", store)
+    # Chinese names never abstain on their own (the tagger marks ordinary words too).
+    assert missing_terms("在模型优化里加正则项是为了解决什么问题?", store) == []
     assert missing_terms("What score did Llama 2 get on the transparency index?", store) == []
     assert missing_terms("RWKV和Hyena是什么?", store) == []
     assert missing_terms("ICML 2024 在哪个城市举办?", store) == []  # 城市 is no name
@@ -88,6 +91,23 @@ def test_extractive_mode_answers_instantly_with_citations(corpus_assistant):
     assert answer.language == "en" and answer.text.startswith("The most relevant sentences")
     assert "2359" in answer.text and answer.citations
     assert answer.timings["total"] < 10
+
+
+@pytest.mark.parametrize("question", [
+    "How many papers did CVPR 2023 accept?", "Who wrote the Time Weaver paper?",
+    "What is Mamba good at?", "ICML 2024 的接受率是多少?", "大模型面临哪些挑战?",
+    "Fuyu-8B 是怎么处理图像的?", "Which venue published the DPO paper?",
+])
+def test_the_quotes_are_never_headings_or_unasked_metadata(corpus_assistant, question):
+    from ai_digest_qa.evidence import analyse, sentences
+
+    answer = corpus_assistant.ask(question, llm="extractive")
+    asked = analyse(question).asked_fields
+    for line in answer.text.splitlines()[1:]:
+        quote = CITATION_MARKER.sub("", line.removeprefix("- ")).strip()
+        (first, *_) = sentences(quote)
+        assert not first.heading, line
+        assert first.field is None or first.field in asked, line
 
 
 @pytest.mark.parametrize(("question", "language"), [
@@ -135,12 +155,31 @@ def test_follow_up_questions_use_the_history(corpus_assistant):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("question", ["How many tokens was GPT-5 trained on?",
-                                      "百度文心一言是哪一天发布的?"])
-def test_unanswerable_questions_do_not_get_invented_answers(corpus_assistant, question):
+@pytest.mark.parametrize("question", [
+    "How do I repot an orchid without hurting its roots?",  # off-topic, English
+    "周末去杭州西湖玩两天,行程怎么安排比较好?",  # off-topic, Chinese
+    "How many papers were accepted at ICML 2022?",  # another year's edition
+    "ICML 2021 是在哪个城市举办的?",  # another year's edition
+    "What transparency score did GPT-3 get in Stanford's index?",  # another entity
+    "What BLEU score does Mamba reach on WMT 2014 English-to-German?",  # unreported metric
+])
+def test_questions_the_sources_do_not_answer_abstain(corpus_assistant, question):
     answer = corpus_assistant.ask(question, llm="local")
-    # Either an abstention, or a fallback that only quotes the sources: never a free claim.
-    assert answer.abstained or answer.mode == "extractive"
+    assert answer.abstained, answer.text
+    assert answer.citations == [] and answer.abstention is not None
+
+
+@pytest.mark.slow
+def test_a_right_number_bound_to_the_wrong_subject_is_rejected(corpus_assistant):
+    """The real index and embedder; the model's reply is scripted to be the classic slip:
+    GPT-4's score given as Llama 2's number."""
+    from fakes import ScriptedLLM
+
+    wrong = ScriptedLLM("GPT-4 scored 54 [1].", "GPT-4 scored 54 [1].")
+    answer = corpus_assistant.ask("What score did GPT-4 get on Stanford's transparency index?",
+                                  llm=wrong)
+    assert answer.mode == "extractive" and "54" in (answer.notice or "")
+    assert "48" in answer.text
 
 
 def test_unloadable_model_falls_back_with_a_visible_notice(corpus_assistant, tmp_path):

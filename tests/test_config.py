@@ -30,6 +30,10 @@ def test_defaults_toml_env_and_overrides(tmp_path: Path, monkeypatch):
     ("AI_DIGEST_QA_KEYWORD_SEARCH", "milvus", "needs vector_store='milvus'"),
     ("AI_DIGEST_QA_MILVUS_COLLECTION", "bad-name; drop", "letters, digits and underscores"),
     ("AI_DIGEST_QA_MAX_FILE_MB", "0", "max_file_mb must be > 0"),
+    ("AI_DIGEST_QA_ANSWER_STRATEGY", "guess", "use 'evidence' or 'passages'"),
+    ("AI_DIGEST_QA_LOCAL_MODEL_FORMAT", "q3_k", "auto, shipped, q8_0, q4_0"),
+    ("AI_DIGEST_QA_EVIDENCE_SENTENCES", "0", "evidence_sentences must be >= 1"),
+    ("AI_DIGEST_QA_ANSWER_RETRIES", "-1", "answer_retries >= 0"),
 ])
 def test_bad_values_say_what_is_wrong(monkeypatch, env, value, message):
     monkeypatch.setenv(env, value)

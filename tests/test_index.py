@@ -189,13 +189,15 @@ def test_outdated_keyword_index_is_retokenized_without_reembedding(small_corpus,
 
     index_dir = tmp_path / "index"
     store = make_assistant(small_corpus, index_dir).store
-    # What an older release wrote: unstemmed whitespace tokens, no keyword_version.
+    # What an older release wrote: unstemmed whitespace tokens, no keyword_version and
+    # no checksums.
     folder = IndexStore.current_generation(index_dir)
     ids = list(store.chunks)
     KeywordIndex(ids, [store.chunks[i].chunk.text.lower().split() for i in ids]).save(
         folder / "keyword")
     manifest = json.loads((folder / "manifest.json").read_text())
     del manifest["keyword_version"]
+    del manifest["checksums"]
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert KeywordIndex.load(folder / "keyword").search("indexes", 5) == []  # stale
     assistant = make_assistant(small_corpus, index_dir)
@@ -249,6 +251,42 @@ def test_damaged_index_files_are_detected_and_rebuilt(small_corpus, tmp_path, na
     assert assistant.retrieve("偏好优化", top_k=1)[0].doc_id.endswith("dpo.txt")
     # The repaired index loads cleanly the next time.
     assert make_assistant(small_corpus, index_dir).ensure_index().rebuilt_because is None
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+@pytest.mark.parametrize("name", ["vectors/default__vector_store.json", "vectors/id_map.json"])
+def test_damage_is_rebuilt_in_the_default_install_without_pymilvus(
+        small_corpus, tmp_path, monkeypatch, name, how):
+    """faiss reports a truncated file as RuntimeError; without pymilvus that must still
+    count as damage, not as "Milvus failed"."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pymilvus", None)  # as if the extra were absent
+    monkeypatch.setitem(sys.modules, "pymilvus.exceptions", None)
+    index_dir = tmp_path / "index"
+    make_assistant(small_corpus, index_dir).ensure_index()
+    _damage(IndexStore.current_generation(index_dir) / name, how)
+    assistant = make_assistant(small_corpus, index_dir)
+    assert assistant.ensure_index().rebuilt_because
+    assert assistant.retrieve("FAISS similarity search", top_k=1)[0].doc_id.endswith("faiss.md")
+
+
+@pytest.mark.parametrize("name", ["vectors/default__vector_store.json", "chunks.jsonl",
+                                  "keyword/data.csc.index.npy"])
+def test_bytes_overwritten_inside_a_file_are_caught_by_its_checksum(small_corpus, tmp_path,
+                                                                    name):
+    """Garbage in the middle, header and length intact: only the checksum can tell."""
+    index_dir = tmp_path / "index"
+    make_assistant(small_corpus, index_dir).ensure_index()
+    path = IndexStore.current_generation(index_dir) / name
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 8] = bytes(8) if data[middle:middle + 8] != bytes(8) else b"\xff" * 8
+    path.write_bytes(bytes(data))
+    assistant = make_assistant(small_corpus, index_dir)
+    report = assistant.ensure_index()
+    assert report.rebuilt_because and "checksum" in report.rebuilt_because
+    assert assistant.retrieve("FAISS similarity search", top_k=1)[0].doc_id.endswith("faiss.md")
 
 
 def test_the_live_pointer_never_leads_outside_the_index_folder(tmp_path):

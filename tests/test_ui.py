@@ -75,6 +75,19 @@ def test_sources_never_render_markup_or_script_links_from_documents() -> None:
         [{"question": "q", "answer": "a", "language": "en", "passages": [passage]}], "en")
 
 
+def test_an_abstentions_passages_are_labelled_related_not_answers() -> None:
+    passage = {"text": "ICML is held in Vienna.", "title": "T", "source": "corpus/x.txt",
+               "url": None, "start": 0, "end": 23, "language": "en", "section": None,
+               "chunk_id": "c"}
+    turn = {"question": "Where was ICML 2023?", "answer": "The sources do not contain it.",
+            "language": "en", "passages": [passage], "citations": []}
+    assert "retrieved, not cited" in render_sources([turn], "en")
+    html = render_sources([{**turn, "abstained": True}], "en")
+    assert "related, not an answer" in html and "retrieved, not cited" not in html
+    assert "相关,但不是答案" in render_sources([{**turn, "abstained": True, "language": "zh"}],
+                                          "zh")
+
+
 def test_only_loopback_hosts_count_as_private() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")

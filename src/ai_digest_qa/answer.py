@@ -321,6 +321,16 @@ class Answerer:
         best = turn.evidence[0]
         return Signals.of(turn.profile, best, turn.passages[best.passage].language)
 
+    def quote_prompt(self, question: str) -> list[dict[str, str]] | None:
+        """The messages the evidence strategy sends for ``question`` (None when it
+        abstains first); for benchmarks and debugging."""
+        turn = _Turn(question, (), detect_language(question), time.perf_counter())
+        self._retrieve(turn, None, None)
+        if self._abstention(turn) is not None or not turn.evidence:
+            return None
+        quotes = [(turn.passages[e.passage].title, e.quote) for e in turn.evidence]
+        return quote_messages(turn.standalone, quotes, turn.language)
+
     # -- 1. retrieve --
 
     def _retrieve(self, turn: _Turn, top_k: int | None,

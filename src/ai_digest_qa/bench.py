@@ -422,6 +422,8 @@ class BenchReport:
     scale: list[dict[str, Any]] = field(default_factory=list)
     milvus_scale: list[dict[str, Any]] = field(default_factory=list)
     milvus_corpus: dict[str, Any] = field(default_factory=dict)
+    formats: dict[str, Any] = field(default_factory=dict)
+    versus: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -472,6 +474,7 @@ class BenchReport:
                       f"{s['focused_prompt_tokens']:.0f} | {s['focused_prompt_seconds']:.2f} |",
                       "", f"Focused / as used: **{s['prompt_time_ratio_focused_to_used']:.2f}x**.",
                       ""]
+        lines += formats_markdown(self.formats, self.versus)
         if self.cold_start:
             c = self.cold_start
             lines += ["## Cold start", "",
@@ -532,7 +535,9 @@ class BenchReport:
 def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path, *,
               sizes: list[int], answers: int = 3, baseline: Any | None = None,
               flat_limit: int | None = None, llm: str = "local",
-              milvus_sizes: list[int] | None = None) -> BenchReport:
+              milvus_sizes: list[int] | None = None, formats: tuple[str, ...] = (),
+              versus: int = 0, format_accuracy: list[EvalQuestion] | None = None
+              ) -> BenchReport:
     """Run every stage, write ``bench.json``, ``bench.md`` and ``scale.png`` to ``out_dir``."""
     started = time.perf_counter()
     report = BenchReport(machine=machine_info())
@@ -552,6 +557,12 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
         picked = answerable[:: max(len(answerable) // answers, 1)][:answers]
         report.answers = bench_answers(assistant, picked, llm)
         report.memory["after answering"] = current_rss_mb()
+    if formats and llm == "local":
+        report.formats = bench_formats(assistant, answerable[:: max(len(answerable) // 12, 1)],
+                                       formats, format_accuracy)
+    if versus > 0:
+        report.versus = bench_default_against_previous(
+            assistant, questions[:: max(len(questions) // versus, 1)][:versus], llm)
     report.memory["peak before scale tests"] = peak_rss_mb()
     if sizes:
         report.scale = bench_scale(sizes, assistant.embedder.dimension, flat_limit=flat_limit)
@@ -570,3 +581,204 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
                                                    ensure_ascii=False), encoding="utf-8")
     (out_dir / "bench.md").write_text(report.markdown(plot_name), encoding="utf-8")
     return report
+
+
+# --- weight formats and the default against the previous one ---------------------------
+
+
+def _raw_server(path: Path, threads: int) -> Any:
+    """A bare llama.cpp server for ``path`` (xllamacpp), for side-by-side timings."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(path)
+    params.n_ctx = 4096
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or os.cpu_count() or 2
+    params.cache_prompt = False
+    params.verbosity = -1
+    params.hostnames = ["127.0.0.1"]
+    return xllamacpp.Server(params)
+
+
+def bench_prompts(assistant: Assistant, questions: list[EvalQuestion]
+                  ) -> list[dict[str, Any]]:
+    """The two prompts of each question: the previous default's (whole passages) and the
+    evidence strategy's (quotes; None when it abstains first)."""
+    from .answer import Answerer
+
+    answerer = Answerer(assistant.retriever, assistant.embedder, assistant.config, None)
+    prompts = []
+    for question in questions:
+        passages = assistant.retrieve(question.question, assistant.config.answer_top_k)
+        prompts.append({"question": question.question,
+                        "passages": answer_messages(question.question, passages,
+                                                    question.language),
+                        "quotes": answerer.quote_prompt(question.question)})
+    return prompts
+
+
+def bench_formats(assistant: Assistant, questions: list[EvalQuestion],
+                  formats: tuple[str, ...] = ("shipped", "q8_0", "q4_0"),
+                  accuracy: list[EvalQuestion] | None = None) -> dict[str, Any]:
+    """llama.cpp (xllamacpp) with each weight format on the dev-set prompts, interleaved
+    per prompt so that the machine's drift hits every format alike: prompt and generation
+    tokens/s and prompt seconds (the time to the first token), for the whole-passage and
+    the quote prompts. With ``accuracy`` questions, the evidence pipeline's answer
+    accuracy with each format too."""
+    from .llm import resolve_model_path
+    from .weights import converted_path
+
+    config = assistant.config
+    source = resolve_model_path(config)
+    paths = {fmt: converted_path(source, fmt, config.model_cache_dir) for fmt in formats}
+    servers = {fmt: _raw_server(path, config.llm_threads) for fmt, path in paths.items()}
+    prompts = bench_prompts(assistant, questions)
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        fmt: {"passages": [], "quotes": []} for fmt in formats}
+    for prompt in prompts:
+        for kind in ("passages", "quotes"):
+            if prompt[kind] is None:
+                continue
+            for fmt in formats:
+                runs[fmt][kind].append(_raw_completion(
+                    servers[fmt], prompt[kind], config.max_answer_tokens, 0.0))
+    table = {fmt: {kind: _speed_summary(rows) for kind, rows in by_kind.items()}
+             for fmt, by_kind in runs.items()}
+    for fmt in formats:
+        table[fmt]["file_mb"] = paths[fmt].stat().st_size / 1e6
+    del servers
+    if accuracy:
+        for fmt in formats:
+            table[fmt]["accuracy"] = _format_accuracy(assistant, accuracy, fmt)
+    return {"formats": table, "n_prompts": len(prompts),
+            "conversion_seconds": _conversion_seconds(source)}
+
+
+def _speed_summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    def median(key: str) -> float:
+        values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+        return statistics.median(values) if values else float("nan")
+
+    return {"n": len(rows), "prompt_tokens": median("prompt_tokens"),
+            "prompt_tokens_per_s": median("prompt_tokens_per_s"),
+            "tokens_per_s": median("tokens_per_s"), "first_token_s": median("prompt_seconds")}
+
+
+def _format_accuracy(assistant: Assistant, questions: list[EvalQuestion], fmt: str
+                     ) -> dict[str, float]:
+    from .evaluation import evaluate_answers
+
+    other = Assistant(replace(assistant.config, local_model_format=fmt))
+    other._embedder = assistant.embedder  # same index and embedder: only the weights differ
+    other._store = assistant.store
+    groups = evaluate_answers(other, questions, "local", fmt).groups
+    overall = {k: v for k, v in groups.items() if k.endswith(":all")}
+    return next(iter(overall.values())) if len(overall) == 1 else groups
+
+
+def _conversion_seconds(source: Path) -> float:
+    """What making the Q8_0 file costs on first use (into a scratch folder)."""
+    from .weights import converted_path
+
+    with tempfile.TemporaryDirectory(prefix="bench-convert-") as folder:
+        started = time.perf_counter()
+        converted_path(source, "q8_0", Path(folder))
+        return time.perf_counter() - started
+
+
+def bench_default_against_previous(assistant: Assistant, questions: list[EvalQuestion],
+                                   llm: str = "local") -> dict[str, Any]:
+    """End-to-end first token and total of the default against the previous default
+    (whole passages, shipped weights), alternating which goes first on each question."""
+    systems = {"default": assistant, "previous": assistant.previous_default()}
+    for system in systems.values():  # loads (and converts) outside the timings
+        system.llm(llm)
+        system.retrieve(questions[0].question)
+    timings: dict[str, dict[str, list[float]]] = {
+        name: {"first_token": [], "total": []} for name in systems}
+    for number, question in enumerate(questions):
+        order = list(systems) if number % 2 == 0 else list(systems)[::-1]
+        for name in order:
+            first, total = _timed_answer(systems[name], question, llm)
+            timings[name]["total"].append(total)
+            if first is not None:
+                timings[name]["first_token"].append(first)
+    result: dict[str, Any] = {"n": len(questions)}
+    for name, values in timings.items():
+        result[name] = {"first_token_p50_s": _percentile(values["first_token"], 50),
+                        "total_p50_s": _percentile(values["total"], 50),
+                        "answers_with_first_token": len(values["first_token"])}
+    result["first_token_ratio"] = _ratio(result["default"]["first_token_p50_s"],
+                                         result["previous"]["first_token_p50_s"])
+    result["total_ratio"] = _ratio(result["default"]["total_p50_s"],
+                                   result["previous"]["total_p50_s"])
+    result["prompt_cache"] = _prompt_cache_check(assistant, questions, llm)
+    return result
+
+
+def _timed_answer(assistant: Assistant, question: EvalQuestion, llm: str
+                  ) -> tuple[float | None, float]:
+    started = time.perf_counter()
+    first = None
+    for item in assistant.ask_stream(question.question, history=list(question.history) or None,
+                                     llm=llm):
+        if isinstance(item, str) and first is None:
+            first = time.perf_counter() - started
+    return first, time.perf_counter() - started
+
+
+def _prompt_cache_check(assistant: Assistant, questions: list[EvalQuestion], llm: str
+                        ) -> dict[str, float]:
+    """Whether llama.cpp reuses the fixed system prompt: its timings count the prompt
+    tokens taken from the cache (``cache_n``) against those it read (``prompt_n``)."""
+    model = assistant.llm(llm)
+    server = getattr(model, "_server", None)
+    prompts = [p["quotes"] for p in bench_prompts(assistant, questions[:4]) if p["quotes"]]
+    if server is None or len(prompts) < 2:
+        return {}
+    cached, read = [], []
+    for messages in prompts:
+        raw = server.handle_chat_completions({"messages": messages, "max_tokens": 1,
+                                              "temperature": 0.0, "cache_prompt": True})
+        timings = raw.get("timings") or {}
+        cached.append(float(timings.get("cache_n", 0)))
+        read.append(float(timings.get("prompt_n", 0)))
+    return {"prompts": len(prompts), "cached_tokens_mean": statistics.fmean(cached[1:]),
+            "read_tokens_mean": statistics.fmean(read[1:])}
+
+
+def formats_markdown(formats: dict[str, Any], versus: dict[str, Any]) -> list[str]:
+    """The bench.md sections of :func:`bench_formats` and
+    :func:`bench_default_against_previous`."""
+    lines: list[str] = []
+    if formats:
+        lines += ["## Runtime x weight format (xllamacpp, the same prompts, interleaved)", "",
+                  "| format | file MB | prompt | prompt tokens | prompt tokens/s | "
+                  "generation tokens/s | first token s | accuracy |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for fmt, row in formats["formats"].items():
+            accuracy = row.get("accuracy", {}).get("answer_accuracy")
+            for kind in ("passages", "quotes"):
+                r = row[kind]
+                shown = f"{accuracy:.3f}" if accuracy is not None and kind == "quotes" else ""
+                lines.append(f"| {fmt} | {row['file_mb']:.0f} | {kind} | "
+                             f"{r['prompt_tokens']:.0f} | {r['prompt_tokens_per_s']:.0f} | "
+                             f"{r['tokens_per_s']:.1f} | {r['first_token_s']:.2f} | {shown} |")
+        lines += ["", f"Making the Q8_0 file on first use: {formats['conversion_seconds']:.0f} s.",
+                  ""]
+    if versus:
+        d, p = versus["default"], versus["previous"]
+        lines += ["## The default against the previous default (same run, alternating)", "",
+                  "| | first token p50 s | total p50 s |", "| --- | --- | --- |",
+                  f"| default | {d['first_token_p50_s']:.2f} | {d['total_p50_s']:.2f} |",
+                  f"| previous default (passages, shipped weights) | "
+                  f"{p['first_token_p50_s']:.2f} | {p['total_p50_s']:.2f} |", "",
+                  f"Ratios: first token **{versus['first_token_ratio']:.2f}x**, total "
+                  f"**{versus['total_ratio']:.2f}x** ({versus['n']} questions)."]
+        cache = versus.get("prompt_cache") or {}
+        if cache:
+            lines += ["", f"Prompt cache: {cache['cached_tokens_mean']:.0f} tokens of each "
+                      f"prompt came from llama.cpp's cache, {cache['read_tokens_mean']:.0f} "
+                      "were read."]
+        lines.append("")
+    return lines

@@ -69,6 +69,13 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--answers", type=int, default=3, help="questions answered by the LLM")
     bench.add_argument("--llm", default="local", choices=["local", "openai"],
                        help="answer backend to time")
+    bench.add_argument("--formats", default="shipped,q8_0,q4_0",
+                       help="weight formats timed side by side ('' to skip)")
+    bench.add_argument("--format-accuracy", action="store_true",
+                       help="also the report half's answer accuracy with each format (slow)")
+    bench.add_argument("--versus", type=int, default=16,
+                       help="questions answered by the default and the previous default, "
+                            "alternating (0 to skip)")
     bench.add_argument("--out", default="benchmarks/results", help="output folder")
     bench.add_argument("--no-baseline", action="store_true",
                        help="skip the llama-index baseline's retrieval latency")
@@ -327,10 +334,15 @@ def _cmd_bench(assistant: Assistant, args: argparse.Namespace) -> int:
     from .evaluation import load_questions
 
     baseline = None if args.no_baseline else LlamaIndexBaseline(assistant)
-    report = run_bench(assistant, load_questions(_questions_path(assistant, args)),
+    questions = load_questions(_questions_path(assistant, args))
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    report_half = [q for q in questions if q.split == "report"]
+    report = run_bench(assistant, questions,
                        Path(args.out), sizes=_sizes(args.sizes), answers=args.answers,
                        baseline=baseline, flat_limit=args.flat_limit, llm=args.llm,
-                       milvus_sizes=None if args.milvus is None else _sizes(args.milvus))
+                       milvus_sizes=None if args.milvus is None else _sizes(args.milvus),
+                       formats=formats, versus=args.versus,
+                       format_accuracy=report_half if args.format_accuracy else None)
     print(report.markdown("scale.png" if report.scale else None))
     print(f"\nwritten: {Path(args.out) / 'bench.json'}, bench.md"
           + (", scale.png" if report.scale else ""), file=sys.stderr)

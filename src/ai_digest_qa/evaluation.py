@@ -117,7 +117,10 @@ def evaluate_retrieval(assistant: Retrieves, questions: list[EvalQuestion],
     started = time.perf_counter()
     for question in answerable:
         asked = time.perf_counter()
-        passages = assistant.retrieve(question.question, top_k=k)
+        # A follow-up is searched with the turn before it, as the assistant does when it
+        # cannot condense the conversation.
+        text = " ".join([*(u for u, _ in question.history[-1:]), question.question])
+        passages = assistant.retrieve(text, top_k=k)
         seconds = time.perf_counter() - asked
         rank = evidence_rank(passages, question.evidence or "")
         for group in ("all", question.type, f"lang:{question.language}"):

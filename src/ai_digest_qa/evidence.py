@@ -351,7 +351,7 @@ def _question_words(question: str) -> list[str]:
 
 _FIELD_LINE = re.compile(r"^\s*([A-Za-z]+)\s*:\s")
 _HEADING_NUMBER = re.compile(r"^\s*(?:\d+(?:\.\d+)*\.?|[一二三四五六七八九十]+[、.])\s*\S")
-_SENTENCE_PUNCTUATION = re.compile(r"[。！？；.!?;…”\"')）]\s*$")
+_SENTENCE_PUNCTUATION = re.compile(r"[。！？；.!?;…”\"')）:：]\s*$")
 
 
 @dataclass(frozen=True)
@@ -393,8 +393,9 @@ def sentences(text: str) -> list[Sentence]:
 def _is_heading(sentence: str) -> bool:
     """Short and unpunctuated, or a numbered section title ("1.3 大模型的挑战")."""
     units = len(CJK_CHAR.findall(sentence)) + len(re.findall(r"[A-Za-z0-9]+", sentence))
-    if _HEADING_NUMBER.match(sentence) and units <= 20:
-        return True
+    if _HEADING_NUMBER.match(sentence) and units <= 20 and \
+            not _SENTENCE_PUNCTUATION.search(sentence):
+        return True  # a numbered list item ends like a sentence; a heading does not
     return units <= 12 and not _SENTENCE_PUNCTUATION.search(sentence)
 
 
@@ -749,9 +750,10 @@ def _numbered_clauses(quote: str) -> list[tuple[set[float], set[str]]]:
         values = number_values(clause)
         if values:
             clauses.append((values, terms | previous))
-        elif clauses:  # "Llama 2得分54,透明度排第一": the ranking is said of 54
+            previous = terms
+        elif clauses:  # "Llama 2得分54,透明度排第一": the ranking is said of 54 only
             clauses[-1][1].update(terms)
-        previous = terms
+            previous = set()
     return clauses
 
 

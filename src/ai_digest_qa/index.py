@@ -19,6 +19,7 @@ loaded with ``allow_pickle=False`` and FAISS's own format only.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -160,6 +161,10 @@ class Manifest:
     files: dict[str, FileEntry] = field(default_factory=dict)
     documents: dict[str, str] = field(default_factory=dict)  # doc_id -> content hash
     built_at: float = 0.0
+    # sha256 of every other file of the generation (path relative to it), checked on load:
+    # damage inside a file with an intact header (a vector block overwritten) would
+    # otherwise be searched as if it were data.
+    checksums: dict[str, str] = field(default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
         return {"embedder": self.embedder, "dimension": self.dimension,
@@ -192,6 +197,7 @@ class Manifest:
             sources=list(data.get("sources", [])),
             files=files, documents=dict(data.get("documents", {})),
             built_at=float(data.get("built_at", 0.0)),
+            checksums={str(k): str(v) for k, v in data.get("checksums", {}).items()},
         )
 
 
@@ -278,6 +284,28 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): _file_sha256(path)
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.name != "manifest.json"}
+
+
+def _verify_checksums(folder: Path, expected: dict[str, str]) -> None:
+    """OSError naming the first file whose content differs from what was written (an
+    index written before checksums were recorded has none to check)."""
+    for name, digest in expected.items():
+        if _file_sha256(folder / name) != digest:
+            raise OSError(f"{name} does not match its checksum")
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -348,6 +376,7 @@ class IndexStore:
             raise IndexCorruptError(f"No index in {index_dir}; run `ai-digest-qa index`.")
         try:
             manifest = Manifest.from_json(json.loads((folder / "manifest.json").read_text("utf-8")))
+            _verify_checksums(folder, manifest.checksums)
             store = cls(manifest, manifest.dimension, open_vectors(folder / "vectors", milvus))
             for row in _read_jsonl(folder / "documents.jsonl"):
                 document = Document.from_record(row)
@@ -413,6 +442,7 @@ class IndexStore:
             self.vectors.persist(staging / "vectors")
             self.keywords.save(staging / "keyword")
             self.manifest.built_at = time.time()
+            self.manifest.checksums = _checksums(staging)
             # The manifest goes last: a generation without one is never made live.
             (staging / "manifest.json").write_text(
                 json.dumps(self.manifest.to_json(), ensure_ascii=False, indent=1), "utf-8")
@@ -737,12 +767,20 @@ def _collection_named(info_file: Path) -> str | None:
         return None
 
 
+class _NoMilvusError(Exception):
+    """Never raised: stands for pymilvus's errors where pymilvus is not installed."""
+
+
 def _milvus_error() -> type[BaseException]:
-    """pymilvus's base exception when pymilvus is installed (it is imported lazily)."""
+    """pymilvus's base exception when pymilvus is installed (it is imported lazily).
+
+    Without pymilvus, an exception nothing raises: RuntimeError here would also catch
+    faiss's errors on a truncated vector file and report damage as "Milvus failed".
+    """
     try:
         from pymilvus.exceptions import MilvusException
     except ImportError:
-        return RuntimeError
+        return _NoMilvusError
     return MilvusException
 
 

@@ -93,6 +93,7 @@ MESSAGES = {
         "sources": "Sources",
         "turn": "Question {n}",
         "cited": "cited", "not_cited": "retrieved, not cited",
+        "related": "related, not an answer",
         "chars": "characters {start}–{end}",
         "thanks_up": "Thanks! Saved as helpful.", "thanks_down": "Thanks! Saved as unhelpful.",
         "no_feedback": "Only answers can be rated.",
@@ -117,6 +118,7 @@ MESSAGES = {
         "sources": "出处",
         "turn": "第 {n} 个问题",
         "cited": "已引用", "not_cited": "检索到,未引用",
+        "related": "相关,但不是答案",
         "chars": "第 {start}–{end} 个字符",
         "thanks_up": "谢谢!已记为有帮助。", "thanks_down": "谢谢!已记为没有帮助。",
         "no_feedback": "只能评价回答。",
@@ -191,7 +193,9 @@ def _highlighted(text: str, span: list[int] | tuple[int, int] | None) -> str:
 
 
 def render_source_card(turn: int, number: int, passage: dict[str, Any],
-                       citation: dict[str, Any] | None, language: str) -> str:
+                       citation: dict[str, Any] | None, language: str,
+                       abstained: bool = False) -> str:
+    """One passage's card; an abstention's passages are labelled related, not answers."""
     words = MESSAGES[language]
     url = str(passage.get("url") or "")
     if urlsplit(url).scheme in ("http", "https"):  # never a javascript: or data: link
@@ -201,7 +205,7 @@ def render_source_card(turn: int, number: int, passage: dict[str, Any],
         location = f'<code>{html.escape(url or str(passage["source"]))}</code>'
     language_badge = html.escape(str(passage.get("language", "")))
     section = (f' · {html.escape(passage["section"])}' if passage.get("section") else "")
-    status = words["cited"] if citation else words["not_cited"]
+    status = words["cited"] if citation else words["related" if abstained else "not_cited"]
     classes = "src-card cited" if citation else "src-card"
     return (
         f'<div class="{classes}" id="src-{turn}-{number}">'
@@ -225,7 +229,8 @@ def render_sources(turns: list[dict[str, Any]], ui_language: str) -> str:
     for position, (number, record) in enumerate(reversed(shown)):
         language = record["language"]
         cited = {c["number"]: c for c in record.get("citations", [])}
-        cards = "".join(render_source_card(number, i, p, cited.get(i), language)
+        cards = "".join(render_source_card(number, i, p, cited.get(i), language,
+                                           bool(record.get("abstained")))
                         for i, p in enumerate(record["passages"], start=1))
         title = (f'{MESSAGES[language]["turn"].format(n=number)}: '
                  f'{html.escape(record["question"][:80])}')

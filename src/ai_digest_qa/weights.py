@@ -57,15 +57,17 @@ def converted_path(source: Path, fmt: str, cache_dir: Path) -> Path:
         return source
     if fmt not in ("q8_0", "q4_0"):
         raise WeightsError(f"unknown weight format {fmt!r}; use one of {', '.join(FORMATS)}")
-    cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / f"{source.stem}.{fmt}.gguf"
     record = target.with_suffix(".json")
-    with open(cache_dir / f".{target.name}.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one process converts, the others wait
-        expected = _expected_record(source, fmt)
-        if _intact(target, record, expected):
-            return target
-        _convert_checked(source, target, record, fmt, expected)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with open(cache_dir / f".{target.name}.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one process converts, the others wait
+            expected = _expected_record(source, fmt)
+            if not _intact(target, record, expected):
+                _convert_checked(source, target, record, fmt, expected)
+    except OSError as exc:
+        raise WeightsError(f"cannot make the {fmt} model in {cache_dir}: {exc}") from None
     return target
 
 
@@ -111,8 +113,6 @@ def _convert_checked(source: Path, target: Path, record: Path, fmt: str,
         info = {**expected, "size": stat.st_size, "sha256": digest}
         record.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         _verified[target] = (stat.st_size, stat.st_mtime_ns)
-    except OSError as exc:
-        raise WeightsError(f"cannot write the {fmt} model in {target.parent}: {exc}") from None
     finally:
         partial.unlink(missing_ok=True)
     log.info("converted %s to %s in %.1fs", source.name, fmt, time.perf_counter() - started)
@@ -182,7 +182,6 @@ def choose_format(source: Path, cache_dir: Path, probe: Probe,
                   candidates: Sequence[str] = AUTO_CANDIDATES) -> str:
     """The candidate format that reads prompts fastest on this machine, measured once per
     machine and model and remembered in ``cache_dir``; "shipped" when none else works."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
     memo = cache_dir / "format-choice.json"
     key = f"{source.name}:{source.stat().st_size}:{machine_key()}"
     try:
@@ -198,8 +197,12 @@ def choose_format(source: Path, cache_dir: Path, probe: Probe,
         except Exception as exc:  # noqa: BLE001 - a format that fails is not chosen
             log.warning("weight format %s is not usable here: %s", fmt, exc)
     chosen = max(speeds, key=lambda f: speeds[f]) if speeds else "shipped"
-    memo.write_text(json.dumps({"key": key, "format": chosen, "prompt_tokens_per_s": speeds},
-                               indent=2) + "\n", encoding="utf-8")
+    try:
+        memo.write_text(json.dumps({"key": key, "format": chosen,
+                                    "prompt_tokens_per_s": speeds}, indent=2) + "\n",
+                        encoding="utf-8")
+    except OSError as exc:  # measured again next time; the choice still stands
+        log.warning("cannot remember the weight format in %s: %s", memo, exc)
     log.info("weight format %s chosen by measurement: %s", chosen,
              ", ".join(f"{f} {s:.0f} tokens/s" for f, s in speeds.items()))
     return chosen

@@ -1,0 +1,154 @@
+"""Reading questions and choosing evidence (evidence.py), without models or an index."""
+
+from dataclasses import dataclass
+
+from ai_digest_qa.evidence import (
+    analyse,
+    choose_evidence,
+    latin_names,
+    misbound_numbers,
+    normalise,
+    number_values,
+    sentences,
+    unknown_names,
+    unsupported,
+)
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    title: str = "T"
+    language: str = "zh"
+    section: str | None = None
+
+
+class Words:
+    """A vocabulary over a few texts: document frequency and where terms occur."""
+
+    def __init__(self, *texts: Text) -> None:
+        from ai_digest_qa.textutils import keyword_tokens
+
+        self.texts = texts
+        self.tokens = [(t.language, set(keyword_tokens(t.text + " " + t.title))) for t in texts]
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.texts)
+
+    def document_frequency(self, tokens, language=None):
+        return {t: sum(1 for lang, ts in self.tokens if t in ts
+                       and (language is None or lang == language)) for t in tokens}
+
+    def texts_mentioning(self, term, language=None):
+        return [f"{t.title}\n{t.text}" for t in self.texts
+                if language is None or t.language == language]
+
+
+ICML = Text("ICML 2024 论文亮点\n\nICML 是机器学习国际会议,目前正在奥地利首都维也纳举行。"
+            "例如,今年的版本提交了 9,653 篇论文,仅接受 2,609 篇,接受率为 27.03%。",
+            title="ICML 2024 论文亮点")
+INDEX = Text("The transparency index scored Llama 2 at 54, the highest. GPT-4 scored 48. "
+             "Claude 2 supports a context window of 100k tokens.", title="Index", language="en")
+PAPER = Text("Time Weaver: A Conditional Time Series Generation Model\nAuthors: Sai Shankar "
+             "Narasimhan, Lionel M. Ni, Sandeep Chinchali. Year: 2024. Venue: ICML 2024.\n"
+             "We introduce Time Weaver, a diffusion-based model for time series.",
+             title="Time Weaver", language="en")
+
+
+def test_questions_name_their_constraints_and_not_their_grammar():
+    profile = analyse("Which city hosted ICML 2024, and how many papers were accepted?")
+    assert [c.text for c in profile.constraints] == ["ICML", "2024"]
+    assert profile.wants_number
+    assert [c.text for c in analyse("What score did Llama 2 get?").constraints] == ["Llama 2"]
+    # A capitalised word opening a clause mid-question is grammar, not a name.
+    assert latin_names("Where was it held? And Which year?") == []
+    assert latin_names("Summarise the AI progress of 2023.") == ["AI"]
+    assert "Authors" not in [c.text for c in analyse("Who are the authors?").constraints]
+    assert analyse("作者是谁?").asked_fields == {"authors"}
+
+
+def test_names_match_their_written_forms():
+    (constraint,) = analyse("What about CIFAR-10?").constraints
+    assert constraint.found_in(normalise("on cifar10 and imagenet"))
+    assert not constraint.found_in(normalise("on CIFAR-100"))
+    (llama,) = analyse("Is Llama 2 open?").constraints
+    assert llama.found_in(normalise("Llama-2 is")) and not llama.found_in(normalise("Llama 20"))
+    (number,) = analyse("Were 9653 papers submitted?").constraints
+    assert number.found_in(normalise("提交了 9,653 篇")) and not number.found_in("19653")
+
+
+def test_another_years_edition_has_no_evidence():
+    words = Words(ICML, INDEX)
+    assert choose_evidence(analyse("Where was ICML 2023 held?", words), [ICML], words) == []
+    found = choose_evidence(analyse("ICML 2024 在哪个城市举办?", words), [ICML], words)
+    assert "维也纳" in found[0].quote
+
+
+def test_a_sentence_must_name_the_subject_its_fact_is_about():
+    words = Words(INDEX)
+    profile = analyse("What score did Claude 2 get?", words)
+    quotes = [e.quote for e in choose_evidence(profile, [INDEX], words, limit=3)]
+    assert all("Claude 2" in q or "Claude 2" in INDEX.text.split(".")[0] for q in quotes)
+    assert not any(q.startswith("The transparency index scored Llama 2") for q in quotes)
+
+
+def test_headings_never_answer_and_metadata_only_when_asked():
+    parts = sentences(ICML.text)
+    assert parts[0].heading and parts[0].text == "ICML 2024 论文亮点"
+    assert all(not p.heading for p in parts[1:])
+    paper = sentences(PAPER.text)
+    authors = next(p for p in paper if p.field == "authors")
+    assert "Sandeep Chinchali" in authors.text  # not cut at "M. "
+    words = Words(PAPER)
+    asked = choose_evidence(analyse("Who are the authors of Time Weaver?", words), [PAPER],
+                            words, limit=3)
+    assert any(e.sentence.field == "authors" for e in asked)
+    other = choose_evidence(analyse("What does Time Weaver generate?", words), [PAPER], words,
+                            limit=3)
+    assert all(e.sentence.field is None for e in other)
+
+
+def test_a_sentence_announcing_a_list_brings_the_list():
+    text = Text("TimesFM 的架构基于以下几项原则:\n1、修补:补丁类似于标记。\n2、仅解码器模型。\n")
+    words = Words(text)
+    found = choose_evidence(analyse("TimesFM 的架构遵循哪些原则?", words), [text], words)
+    assert "修补" in found[0].quote and "仅解码器" in found[0].quote
+
+
+def test_numbers_compare_by_value_across_scale_words():
+    assert 5.4e8 in number_values("亏损了5.4亿美元") and 5.4e8 in number_values("$540 million")
+    assert unsupported("OpenAI lost $540 million.", "OpenAI去年的运营亏损了5.4亿美元。", "") == []
+    assert unsupported("OpenAI lost $600 million.", "OpenAI去年的运营亏损了5.4亿美元。", "") \
+        == ["600 million"]
+    assert unsupported("ICML 在维也纳。", "ICML 维也纳", "") == []
+    assert unsupported("ICML 在北京。", "维也纳", "ICML") == ["北京"]
+    assert unsupported("It was held in Vienna.", "在维也纳举行", "") == []  # glossary
+
+
+def test_a_number_tied_to_another_word_is_misbound():
+    quotes = ["例如,今年的版本提交了 9,653 篇论文,仅接受 2,609 篇,接受率为 27.03%。"]
+    assert misbound_numbers("ICML accepted 9,653 papers.", quotes, "") == ["9653"]
+    assert misbound_numbers("ICML accepted 2,609 papers out of 9,653 submissions.", quotes,
+                            "") == []
+    scores = ["Llama 2得分54,透明度排第一,GPT-4得分48,排第三。"]
+    assert misbound_numbers("48 [1]", scores, "排名第一的模型得了多少分?") == ["48"]
+    assert misbound_numbers("54 [1]", scores, "排名第一的模型得了多少分?") == []
+
+
+def test_unknown_latin_names_are_found_in_any_written_form():
+    words = Words(ICML, INDEX, Text("FID on CIFAR10 is 3.1.", language="en"))
+    assert unknown_names("Who won the 2022 FIFA World Cup?", words) == ["FIFA", "World", "Cup"]
+    assert unknown_names("What FID on CIFAR-10?", words) == []
+    # Chinese names never abstain on their own: the tagger also marks ordinary words.
+    assert unknown_names("在模型优化里加正则项是为了什么?", words) == []
+
+
+def test_unknown_terms_and_coverage_across_languages():
+    words = Words(ICML, INDEX)
+    off_topic = analyse("What's a good recipe for sourdough bread?", words)
+    assert off_topic.unknown_share > 0.7
+    on_topic = analyse("How many papers did ICML 2024 accept?", words)
+    assert on_topic.unknown_share < 0.5
+    found = choose_evidence(on_topic, [ICML], words)
+    assert found and found[0].coverage > found[0].mass * 0.99  # Chinese text: checkable terms
