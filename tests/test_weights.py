@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from ai_digest_qa import weights
+from ai_digest_qa.checksums import file_sha256
 from ai_digest_qa.weights import WeightsError, choose_format, converted_path
 
 
@@ -71,7 +71,7 @@ def test_a_damaged_converted_file_is_detected_and_remade(tiny_gguf, tmp_path, da
         record.write_text("{not json")
     assert converted_path(tiny_gguf, "q4_0", cache) == out
     assert out.read_bytes() == good
-    assert json.loads(record.read_text())["sha256"] == weights._sha256(out)
+    assert json.loads(record.read_text())["sha256"] == file_sha256(out)
 
 
 def test_a_changed_source_is_converted_again(tiny_gguf, tmp_path):

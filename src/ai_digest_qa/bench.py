@@ -560,9 +560,9 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
     if formats and llm == "local":
         report.formats = bench_formats(assistant, answerable[:: max(len(answerable) // 12, 1)],
                                        formats, format_accuracy)
-    if versus > 0:
+    if versus > 0:  # answerable ones: an instant abstention would flatter the figures
         report.versus = bench_default_against_previous(
-            assistant, questions[:: max(len(questions) // versus, 1)][:versus], llm)
+            assistant, answerable[:: max(len(answerable) // versus, 1)][:versus], llm)
     report.memory["peak before scale tests"] = peak_rss_mb()
     if sizes:
         report.scale = bench_scale(sizes, assistant.embedder.dimension, flat_limit=flat_limit)

@@ -112,8 +112,11 @@ class Config:
     llm_threads: int = 0  # 0 = one per CPU core
     llm_context: int = 4096
     llm_parallel: int = 1  # concurrent generations sharing the model (continuous batching)
-    max_answer_tokens: int = 320
-    temperature: float = 0.1
+    # Answers phrase quotes: 160 tokens is three long sentences, and a model that rambles
+    # is cut sooner.
+    max_answer_tokens: int = 160
+    # Greedy: the same question gets the same answer, and verification sees no lottery.
+    temperature: float = 0.0
     llm_timeout: float = 120.0  # seconds for a whole answer; then the extractive fallback
     # How the LLM is asked. "evidence" (the default): the sentences that answer are chosen
     # first (evidence.py) and the model only phrases or translates them, from a short

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .checksums import file_sha256
 from .chunking import Chunk, Chunker
 from .cleaning import CLEANER_VERSION
 from .corpus import Document, DocumentError, discover, load_file
@@ -266,7 +267,6 @@ class ChunkRecord:
 
 
 def _hash(text: str) -> str:
-    import hashlib
 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -284,16 +284,10 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _checksums(folder: Path) -> dict[str, str]:
-    return {str(path.relative_to(folder)): _file_sha256(path)
+    return {str(path.relative_to(folder)): file_sha256(path)
             for path in sorted(folder.rglob("*"))
             if path.is_file() and path.name != "manifest.json"}
 
@@ -302,7 +296,7 @@ def _verify_checksums(folder: Path, expected: dict[str, str]) -> None:
     """OSError naming the first file whose content differs from what was written (an
     index written before checksums were recorded has none to check)."""
     for name, digest in expected.items():
-        if _file_sha256(folder / name) != digest:
+        if file_sha256(folder / name) != digest:
             raise OSError(f"{name} does not match its checksum")
 
 

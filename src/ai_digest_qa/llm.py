@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .checksums import file_sha256
 from .config import Config, ConfigError, mask_url_credentials
 from .weights import WeightsError, choose_format, converted_path
 
@@ -80,12 +81,6 @@ BUNDLED_MODELS = {
 }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # Files this process already hashed, with the (size, mtime) they had: hash once per process.
@@ -109,7 +104,7 @@ def bundled_model_path(name: str, cache_dir: Path) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process assembles, the others wait
         if target.is_file() and target.stat().st_size == expected_size:
             stamp = (target.stat().st_size, target.stat().st_mtime_ns)
-            if _verified.get(target) == stamp or _sha256(target) == spec.sha256:
+            if _verified.get(target) == stamp or file_sha256(target) == spec.sha256:
                 _verified[target] = stamp
                 return target
         # Missing, partial or corrupt: assemble again next to it, check, then swap in.

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .checksums import file_sha256
+
 log = logging.getLogger(__name__)
 
 FORMATS = ("auto", "shipped", "q8_0", "q4_0")
@@ -39,12 +41,6 @@ class WeightsError(RuntimeError):
     """A converted model could not be made or checked; the message says why."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # Converted files this process already hashed, with their (size, mtime_ns).
@@ -92,7 +88,7 @@ def _intact(target: Path, record: Path, expected: dict[str, object]) -> bool:
     stamp = (stat.st_size, stat.st_mtime_ns)
     if _verified.get(target) == stamp:
         return True
-    if _sha256(target) != recorded.get("sha256"):
+    if file_sha256(target) != recorded.get("sha256"):
         log.warning("converted model %s is damaged (sha256 mismatch); remaking it", target)
         return False
     _verified[target] = stamp
@@ -107,7 +103,7 @@ def _convert_checked(source: Path, target: Path, record: Path, fmt: str,
         convert(source, partial, fmt)
         with open(partial, "rb+") as handle:
             os.fsync(handle.fileno())
-        digest = _sha256(partial)
+        digest = file_sha256(partial)
         os.replace(partial, target)
         stat = target.stat()
         info = {**expected, "size": stat.st_size, "sha256": digest}
