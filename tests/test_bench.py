@@ -67,7 +67,8 @@ def test_answer_evaluation_of_the_baseline_has_every_metric(baseline):
 def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp_path):
     out = tmp_path / "bench"
     report = run_bench(corpus_assistant, QUESTIONS[:8], out, sizes=[3000], answers=1,
-                       baseline=baseline, flat_limit=1000, milvus_sizes=[3000])
+                       baseline=baseline, flat_limit=1000, milvus_sizes=[3000],
+                       formats=("shipped", "q8_0"), format_prompts=2, versus=2)
     data = json.loads((out / "bench.json").read_text())
     assert set(data) >= {"machine", "indexing", "retrieval", "answers", "memory", "scale",
                          "cold_start"}
@@ -99,7 +100,23 @@ def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp
     # The same vectors and the same keyword index: Milvus must find what FAISS finds.
     assert variants["milvus + local bm25"]["hit@5"] == variants["faiss + local bm25"]["hit@5"]
     assert all(_positive(v["p50_ms"]) for v in variants.values())
+    formats = data["formats"]["formats"]
+    assert set(formats) == {"shipped", "q8_0"}
+    for row in formats.values():
+        for kind in ("passages", "quotes"):
+            assert _positive(row[kind]["prompt_tokens_per_s"]), kind
+            assert _positive(row[kind]["first_token_s"]), kind
+        # Quotes are what the evidence strategy saves: far fewer tokens to read.
+        assert row["quotes"]["prompt_tokens"] < 0.6 * row["passages"]["prompt_tokens"]
+    assert formats["q8_0"]["file_mb"] > formats["shipped"]["file_mb"]  # 8 bits per weight
+    assert _positive(data["formats"]["conversion_seconds"])
+    versus = data["versus"]
+    assert versus["n"] == 2 and _positive(versus["first_token_ratio"])
+    for name in ("default", "previous"):
+        assert 0 < versus[name]["first_token_p50_s"] <= versus[name]["total_p50_s"]
+    assert versus["prompt_cache"]["cached_tokens_mean"] > 20  # the system prompt is reused
     markdown = (out / "bench.md").read_text()
+    assert "## Runtime x weight format" in markdown and "previous default" in markdown
     assert "## Scale" in markdown and "scale.png" in markdown
     assert "## Milvus Lite against FAISS" in markdown and "milvus + milvus bm25" in markdown
     assert report.seconds > 0

@@ -536,8 +536,8 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
               sizes: list[int], answers: int = 3, baseline: Any | None = None,
               flat_limit: int | None = None, llm: str = "local",
               milvus_sizes: list[int] | None = None, formats: tuple[str, ...] = (),
-              versus: int = 0, format_accuracy: list[EvalQuestion] | None = None
-              ) -> BenchReport:
+              versus: int = 0, format_accuracy: list[EvalQuestion] | None = None,
+              format_prompts: int = 12) -> BenchReport:
     """Run every stage, write ``bench.json``, ``bench.md`` and ``scale.png`` to ``out_dir``."""
     started = time.perf_counter()
     report = BenchReport(machine=machine_info())
@@ -558,7 +558,8 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
         report.answers = bench_answers(assistant, picked, llm)
         report.memory["after answering"] = current_rss_mb()
     if formats and llm == "local":
-        report.formats = bench_formats(assistant, answerable[:: max(len(answerable) // 12, 1)],
+        step = max(len(answerable) // format_prompts, 1)
+        report.formats = bench_formats(assistant, answerable[::step][:format_prompts],
                                        formats, format_accuracy)
     if versus > 0:  # answerable ones: an instant abstention would flatter the figures
         report.versus = bench_default_against_previous(

@@ -43,6 +43,7 @@ class Lexicon:
     chinese_name_flags: frozenset[str]
     metadata_fields: dict[str, tuple[str, ...]]
     number_cues: tuple[str, ...]
+    number_words: frozenset[str]
 
 
 @lru_cache(maxsize=1)
@@ -56,6 +57,7 @@ def lexicon() -> Lexicon:
         chinese_name_flags=frozenset(data["chinese_name_flags"]),
         metadata_fields={k: tuple(v) for k, v in data["metadata_fields"].items()},
         number_cues=tuple(data["number_cues"]),
+        number_words=frozenset(data["number_words"]),
     )
 
 
@@ -280,7 +282,9 @@ def states_quantity(sentence: str, question: str) -> bool:
     """Whether ``sentence`` holds a number the question does not already give."""
     given = set(re.findall(r"\d+(?:\.\d+)?", normalise(question)))
     found = set(re.findall(r"\d+(?:\.\d+)?", normalise(sentence)))
-    return bool(found - given) or bool(_QUANTITY.search(re.sub(r"\d", "", sentence)))
+    words = set(re.findall(r"[a-z]+", sentence.lower()))
+    return (bool(found - given) or bool(words & lexicon().number_words)
+            or bool(_QUANTITY.search(re.sub(r"\d", "", sentence))))
 
 
 def _term_groups(question: str, language: str, vocabulary: Vocabulary | None
