@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from .chunking import split_sentences
 from .glossary import default_glossary
-from .textutils import CJK_CHAR, CJK_RANGES, detect_language, keyword_tokens
+from .textutils import CJK_CHAR, CJK_RANGES, STOPWORDS, detect_language, keyword_tokens
 
 try:
     import tomllib
@@ -177,14 +177,16 @@ class QuestionProfile:
     wants_number: bool = False  # "how many", "多少": the answer is a quantity
 
     def coverage(self, tokens: set[str], language: str | None = None) -> float:
-        """Weighted share of the question's terms present among ``tokens``.
+        """Weighted share of the question's known terms present among ``tokens``.
 
         For text in the other ``language``, only terms that language's chunks could
         contain count: an English question's "said" or "month" has no Chinese token
         unless the glossary gives one, and its absence from a Chinese sentence says
         nothing.
         """
-        groups = self.groups
+        # Terms the index never contains count in ``unknown_share``, not here: "really"
+        # in "What is DPO? really" says nothing about the passages.
+        groups = tuple(g for g in self.groups if g.known_in or g.tokens & tokens)
         if language is not None and language != self.language:
             groups = tuple(g for g in groups if language in g.known_in or g.tokens & tokens)
         total = sum(g.weight for g in groups)
@@ -193,19 +195,21 @@ class QuestionProfile:
         return sum(g.weight for g in groups if g.tokens & tokens) / total
 
 
-def latin_names(text: str) -> list[str]:
-    """Capitalised and alphanumeric words of ``text`` that may be names."""
+def latin_names(text: str, openers_too: bool = False) -> list[str]:
+    """Capitalised and alphanumeric words of ``text`` that may be names.
+
+    A capitalised word opening the text or a clause is grammar in a question ("And
+    Which ...") and is left out, unless ``openers_too`` (answers: "Argentina won").
+    """
     words = lexicon().question_words
     names = []
     for match in _LATIN_NAME.finditer(text):
         word = match.group(0)
         if word.lower() in words or word.isdigit():
             continue
-        start = match.start()
-        before = text[:start].rstrip()
-        # A capitalised word that opens the question or a clause is grammar, not a name.
+        before = text[:match.start()].rstrip()
         opens = not before or before[-1] in ".?!;:,，。？！；：(（\"“"
-        if opens and word[1:].islower() and word.isalpha():
+        if opens and word[1:].islower() and word.isalpha() and not openers_too:
             continue
         names.append(word)
     return names
@@ -692,9 +696,11 @@ def unsupported(text: str, support: str, question: str) -> list[str]:
         if not any(abs(v - w) <= 1e-6 * max(abs(w), 1) for v in scaled for w in values):
             problems.append(match.group(0).strip())
     stop = lexicon().answer_stopwords
-    for name in latin_names(text):
-        if name in stop or len(name) < 3:
+    for name in latin_names(text, openers_too=True):
+        if name in stop or len(name) < 3 or name.lower() in STOPWORDS:
             continue
+        if name[1:].islower() and re.search(rf"(?<![a-z]){name.lower()}(?![a-z])", allowed):
+            continue  # "Because ..." when the sources say "because": a word, not a name
         if not _constraint(name, "latin").found_in(allowed):
             problems.append(name)
     for name in chinese_names(text):
