@@ -40,6 +40,7 @@ from .evidence import (
     analyse,
     choose_evidence,
     misbound_numbers,
+    states_quantity,
     unknown_names,
     unsupported,
 )
@@ -399,6 +400,13 @@ class Answerer:
             names = [c.text for c in profile.constraints]
             text = (NOT_COVERED[language].format(terms=_listing(names, language)) if names
                     else OFF_TOPIC[language])
+            return turn.answer(text, "abstained", "none", abstention="not-covered")
+        if profile.wants_number and not any(states_quantity(e.quote, turn.standalone)
+                                            for e in turn.evidence):
+            # "How many ...?" and no quote states a quantity: they talk around it.
+            names = [c.text for c in profile.constraints]
+            text = (NOT_COVERED[language].format(terms=_listing(names, language)) if names
+                    else NOT_FOUND[language])
             return turn.answer(text, "abstained", "none", abstention="not-covered")
         best = turn.evidence[0]
         signals = Signals.of(profile, best, turn.passages[best.passage].language)

@@ -282,8 +282,14 @@ _QUANTITY = re.compile(
     r"\d|[一二两三四五六七八九十百千万亿]+(?:个|篇|倍|分|位|年|月|天|种|次|亿|万)")
 
 
+_NAME_DIGITS = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z]*[-\s]?\d+(?:\.\d+)?(?![\d.,%])"
+                          r"(?![kKmMbB万亿])")
+
+
 def states_quantity(sentence: str, question: str) -> bool:
     """Whether ``sentence`` holds a number the question does not already give."""
+    # Digits of names ("GPT-3", "Llama 2", "H100") count no quantity; "128k", "7B" do.
+    sentence = _NAME_DIGITS.sub(" ", sentence)
     given = set(re.findall(r"\d+(?:\.\d+)?", normalise(question)))
     found = set(re.findall(r"\d+(?:\.\d+)?", normalise(sentence)))
     words = set(re.findall(r"[a-z]+", sentence.lower()))
