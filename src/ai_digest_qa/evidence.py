@@ -273,9 +273,12 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
 
 
 def _cue_in(cue: str, question: str) -> bool:
+    """A cue word or phrase in the question; "*" in a cue stands for up to three words
+    ("what * score" matches "what transparency score")."""
     if CJK_CHAR.search(cue):
         return cue in question
-    return re.search(rf"(?<![a-z]){re.escape(cue)}(?![a-z])", question.lower()) is not None
+    pattern = r"(?:\s+\S+){0,3}\s+".join(re.escape(part.strip()) for part in cue.split("*"))
+    return re.search(rf"(?<![a-z]){pattern}(?![a-z])", question.lower()) is not None
 
 
 _QUANTITY = re.compile(
@@ -507,18 +510,20 @@ def missing_in(constraints: Sequence[Constraint], text: str) -> list[Constraint]
 
 def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike],
                         vocabulary: Vocabulary | None = None) -> list[Evidence]:
-    """Every sentence that may answer: its passage mentions all constraints, its window
-    (itself and its neighbours, with the passage's title and section) mentions every
-    portable one (names with digits, acronyms, numbers: what binds a fact to its
-    subject), it is no heading, and a metadata line only if the question asks for that
-    field."""
+    """Every sentence that may answer: its window (itself and its neighbours, with the
+    passage's title and section) mentions every constraint with digits (versions,
+    numbers, years: what binds a fact to its subject), it is no heading, and a metadata
+    line only if the question asks for that field."""
     candidates: list[Evidence] = []
     for index, passage in enumerate(passages):
         frame = f"{passage.title} {passage.section or ''}"
-        required = passage_constraints(profile, passage.language, vocabulary)
-        if missing_in(required, passage.text + " " + frame):
+        # Names with digits bind a fact to its subject ("GPT-4", "Claude 2", "2024"); a
+        # name without ("OpenAI" in "OpenAI's GPT-4 Turbo") only qualifies it, may be
+        # paragraphs away, and weighs as a term instead.
+        binding = [c for c in passage_constraints(profile, passage.language, vocabulary)
+                   if any(ch.isdigit() for ch in c.text)]
+        if missing_in(binding, passage.text + " " + frame):
             continue
-        binding = [c for c in required if c.portable]
         parts = sentences(passage.text)
         for position, sentence in enumerate(parts):
             if not _may_answer(sentence, profile):
