@@ -116,6 +116,10 @@ class Answer:
 
 
 CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")  # [1] .. [99] in answer text
+# Low relevance abstains only for questions at least this much (by term weight) about
+# things the index never contains: fitted on a few dozen questions, the relevance model
+# alone also turned away answerable ones it had not seen ("今年ICML一共收到了多少篇投稿?").
+OFF_TOPIC_UNKNOWN_SHARE = 0.5
 
 
 def missing_terms(question: str, store: IndexStore) -> list[str]:
@@ -412,7 +416,8 @@ class Answerer:
         signals = Signals.of(profile, best, turn.passages[best.passage].language)
         turn.relevance = self.relevance.probability(signals)
         if (relevance_check and self.config.relevance_check
-                and turn.relevance < self.relevance.threshold):
+                and turn.relevance < self.relevance.threshold
+                and profile.unknown_share >= OFF_TOPIC_UNKNOWN_SHARE):
             return turn.answer(OFF_TOPIC[language], "abstained", "none",
                                abstention="off-topic")
         return None
