@@ -40,9 +40,6 @@ class Words:
         return {t: sum(1 for lang, ts in self.tokens if t in ts
                        and (language is None or lang == language)) for t in tokens}
 
-    def document_text(self, doc_id):
-        raise KeyError(doc_id)
-
     def texts_mentioning(self, term, language=None):
         return [f"{t.title}\n{t.text}" for t in self.texts
                 if language is None or t.language == language]

@@ -136,7 +136,7 @@ def fit(signals: Sequence[Signals], answerable: Sequence[bool],
 
 
 def fit_doubt(relevances: Sequence[float], answerable: Sequence[bool],
-              false_abstention_cost: float = 2.0) -> float:
+              false_abstention_cost: float = 3.0) -> float:
     """The doubt threshold from questions where the LLM said "not found": its verdict is
     believed below the threshold. Each unanswerable question believed counts 1, each
     answerable one ``false_abstention_cost``; the best threshold wins (ties: the lower)."""
