@@ -112,7 +112,9 @@ def test_the_quotes_are_never_headings_or_unasked_metadata(corpus_assistant, que
 
 @pytest.mark.parametrize(("question", "language"), [
     ("Who won the 2022 FIFA World Cup?", "en"),
-    ("2022年卡塔尔世界杯最后是哪支球队夺冠的?", "zh"),
+    # A Latin-script name in a Chinese question; Chinese names alone no longer abstain
+    # (jieba also tags ordinary words as names), see README "Answer quality".
+    ("2022年FIFA世界杯最后是哪支球队夺冠的?", "zh"),
 ])
 def test_questions_about_unknown_things_abstain_without_the_llm(corpus_assistant, question,
                                                                 language):
