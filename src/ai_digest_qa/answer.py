@@ -118,7 +118,7 @@ class Answer:
 CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")  # [1] .. [99] in answer text
 # Low relevance abstains only for questions at least this much (by term weight) about
 # things the index never contains: fitted on a few dozen questions, the relevance model
-# alone also turned away answerable ones it had not seen ("今年ICML一共收到了多少篇投稿?").
+# alone also turned away answerable questions of the report half it had not seen.
 OFF_TOPIC_UNKNOWN_SHARE = 0.5
 
 
@@ -265,6 +265,10 @@ class _Turn:
     evidence: list[Evidence] = field(default_factory=list)
     relevance: float | None = None
 
+    def quotes(self) -> list[tuple[str, str]]:
+        """The chosen evidence as (title, quote) pairs, in the order the model sees."""
+        return [(self.passages[e.passage].title, e.quote) for e in self.evidence]
+
     def answer(self, text: str, mode: AnswerMode, llm: str, citations: list[Citation] | None
                = None, notice: str | None = None, abstention: AbstentionKind | None = None
                ) -> Answer:
@@ -333,8 +337,7 @@ class Answerer:
         self._retrieve(turn, None, None)
         if self._abstention(turn) is not None or not turn.evidence:
             return None
-        quotes = [(turn.passages[e.passage].title, e.quote) for e in turn.evidence]
-        return quote_messages(turn.standalone, quotes, turn.language)
+        return quote_messages(turn.standalone, turn.quotes(), turn.language)
 
     # -- 1. retrieve --
 
@@ -428,7 +431,7 @@ class Answerer:
                   ) -> Generator[str, None, Answer]:
         if self.config.answer_strategy == "passages":
             return (yield from self._generate_from_passages(turn, llm, cancel))
-        quotes = [(turn.passages[e.passage].title, e.quote) for e in turn.evidence]
+        quotes = turn.quotes()
         notice = None
         for attempt in range(1 + self.config.answer_retries):
             if attempt:

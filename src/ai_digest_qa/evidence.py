@@ -483,26 +483,6 @@ QUANTITY_FIT = 0.15
 EMBEDDED_CANDIDATES = 10
 
 
-def passage_constraints(profile: QuestionProfile, passage_language: str,
-                        vocabulary: Vocabulary | None = None) -> list[Constraint]:
-    """The constraints a passage in ``passage_language`` must mention somewhere.
-
-    A name written differently in the other language ("Stanford" / "斯坦福") is required
-    there only when the glossary translates it or the index shows that language writes
-    it the same way; otherwise it cannot be checked and is not held against the passage.
-    """
-    if passage_language == profile.language:
-        return list(profile.constraints)
-    required = []
-    for constraint in profile.constraints:
-        if constraint.portable or len(constraint.patterns) > 1:
-            required.append(constraint)
-        elif vocabulary is not None and mentioned(constraint.text, vocabulary,
-                                                  passage_language):
-            required.append(constraint)
-    return required
-
-
 def missing_in(constraints: Sequence[Constraint], text: str) -> list[Constraint]:
     normalised = normalise(text)
     return [c for c in constraints if not c.found_in(normalised)]
@@ -522,8 +502,7 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
         # paragraphs away, and weighs as a term instead.
         # Names without digits are not required: questions add what the sources leave
         # out ("Microsoft's phi-1.5"), and requiring it turned answerable ones away.
-        binding = [c for c in passage_constraints(profile, passage.language, vocabulary)
-                   if any(ch.isdigit() for ch in c.text)]
+        binding = [c for c in profile.constraints if any(ch.isdigit() for ch in c.text)]
         if missing_in(binding, passage.text + " " + frame):
             continue
         parts = sentences(passage.text)
