@@ -14,10 +14,15 @@ for _name in list(os.environ):
     if _name.startswith("AI_DIGEST_QA_"):  # tests set their own configuration
         del os.environ[_name]
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
-# The assembled local model goes to a per-run cache, not the user's.
-os.environ["AI_DIGEST_QA_MODEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="ai-digest-qa-models-")
+# The assembled local model goes to a per-run cache, not the user's. It holds about 1 GB
+# (the assembled file and its conversion), so it goes when the run ends.
+_MODEL_CACHE = tempfile.mkdtemp(prefix="ai-digest-qa-models-")
+os.environ["AI_DIGEST_QA_MODEL_CACHE_DIR"] = _MODEL_CACHE
+atexit.register(shutil.rmtree, _MODEL_CACHE, ignore_errors=True)
 
 import pytest  # noqa: E402
 

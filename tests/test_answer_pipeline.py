@@ -41,6 +41,22 @@ def test_another_years_edition_abstains_before_generation(tiny):
     assert "ICML" in result.text and llm.requests == []
 
 
+def test_a_question_asking_for_what_no_quote_holds_abstains_before_generation(tiny):
+    # The index ranks Llama 2 first and GPT-4 third, and dates nothing.
+    for question, missing in [("Which model came second on the transparency index?",
+                               "such rank"),
+                              ("ICML 2024 是哪一天开幕的?", "日期"),
+                              ("Is Claude 2 better than DPO on the transparency index?",
+                               "comparison")]:
+        llm = ScriptedLLM()
+        result, _ = answer(tiny, question, llm)
+        assert result.abstained and result.abstention == "not-covered", question
+        assert missing in result.text and llm.requests == []
+    llm = ScriptedLLM("GPT-4 ranked third [1].")
+    result, _ = answer(tiny, "Which model ranked third on the transparency index?", llm)
+    assert result.mode == "llm" and "GPT-4" in result.text
+
+
 # A relevance model that asks for half the question's terms in the evidence.
 HALF_THE_TERMS = RelevanceModel((0.0, 10.0, 0.0, 0.0, 0.0, 0.0), -5.0, 0.5)
 # (Abstaining on it also needs a mostly unknown question: see OFF_TOPIC_UNKNOWN_SHARE.)

@@ -5,12 +5,15 @@ from dataclasses import dataclass
 from ai_digest_qa.evidence import (
     analyse,
     choose_evidence,
+    counted_words,
     latin_names,
     misbound_numbers,
     normalise,
     number_values,
+    ordinals,
     sentences,
     unknown_names,
+    unmet_requirement,
     unsupported,
 )
 
@@ -152,3 +155,65 @@ def test_unknown_terms_and_coverage_across_languages():
     assert on_topic.unknown_share < 0.5
     found = choose_evidence(on_topic, [ICML], words)
     assert found and found[0].coverage > found[0].mass * 0.99  # Chinese text: checkable terms
+
+
+def test_questions_asking_for_a_date_a_price_or_a_university_need_one_in_the_quotes():
+    date = analyse("GPT-4 Turbo是哪一天发布的?")
+    assert date.answer_type == "day"
+    assert unmet_requirement(date, ["GPT-4 Turbo已支持128k tokens。"], []) == "day"
+    assert unmet_requirement(date, ["今年的GPT-4 Turbo。"], []) == "day"  # a year, no day
+    year = analyse("Which year did the paper appear?")
+    assert unmet_requirement(year, ["It appeared at ICML 2024."], []) is None
+    assert unmet_requirement(year, ["今年的版本提交了9,653篇论文。"], []) is None
+    assert unmet_requirement(date, ["GPT-4 Turbo于11月6日发布。"], []) is None
+    assert unmet_requirement(analyse("On what date was it released?"),
+                             ["It was released on October 17."], []) is None
+    money = analyse("How much did it cost to train GPT-4?")
+    assert money.answer_type == "money"
+    assert unmet_requirement(money, ["GPT-4 has 16 experts of 111B parameters."], []) == "money"
+    assert unmet_requirement(money, ["据报道,OpenAI去年亏损了5.4亿美元。"], []) is None
+    assert unmet_requirement(analyse("训练它花了多少钱?"), ["训练花了1亿元。"], []) is None
+    university = analyse("Which university is Albert Gu from?")
+    assert unmet_requirement(university, ["Authors: Albert Gu, Tri Dao."], []) == "university"
+    assert unmet_requirement(university, ["Albert Gu is at Carnegie Mellon University."],
+                             []) is None
+    assert analyse("How does Mamba work?").answer_type is None
+
+
+def test_a_rank_asked_about_must_be_the_rank_the_quote_gives():
+    assert ordinals("Which model came second?") == {2}
+    assert ordinals("谁排第三?") == {3} and ordinals("排名第一的模型") == frozenset()
+    assert ordinals("tokens per second, one second, 3 seconds") == frozenset()
+    second = analyse("Which model came second in the transparency ranking?")
+    scores = "Llama 2得分54,排第一,GPT-4得分48,排第三。"
+    assert unmet_requirement(second, [scores], [scores]) == "rank 2"
+    assert unmet_requirement(analyse("Which model ranked third?"), [scores], [scores]) is None
+
+
+def test_a_comparison_needs_one_passage_naming_everything_compared():
+    question = analyse("Is RWKV faster than Hyena at long sequences?")
+    assert question.compares
+    rwkv, hyena = "RWKV runs in linear time.", "Hyena is 100x faster at 64K."
+    assert unmet_requirement(question, [rwkv, hyena], [rwkv, hyena]) == "comparison"
+    both = "Hyena is faster than RWKV at 64K."
+    assert unmet_requirement(question, [both], [both]) is None
+    # One name only: nothing to compare across passages.
+    assert unmet_requirement(analyse("Is Hyena faster than attention?"), [hyena], [hyena]) \
+        is None
+
+
+def test_a_count_needs_a_number_of_the_thing_counted():
+    assert counted_words("How many learnable parameters does LLaMA-Adapter add?") == [
+        "learnable", "parameters"]
+    assert counted_words("Vision Mamba一共有多少参数?") == ["参数"]
+    assert counted_words("一共接收了多少篇论文?") == ["论文"]
+    assert counted_words("遵循哪几条设计原则?") == []  # "which ones", not "how many"
+    parameters = analyse("Vision Mamba一共有多少参数?")
+    assert unmet_requirement(parameters, ["Vim比DeiT快2.8倍,节省86.8%的显存。"], []) == "count"
+    assert unmet_requirement(parameters, ["Vim有2600万参数。"], []) is None
+    # The measure word counts the same kind of thing, whatever the noun: 篇 投稿 / 篇论文.
+    submissions = analyse("今年一共收到了多少篇投稿?")
+    assert unmet_requirement(submissions, ["今年提交了 9,653 篇论文。"], []) is None
+    # A count in the other language is checked through the glossary, or not at all.
+    papers = analyse("How many papers were accepted?")
+    assert unmet_requirement(papers, ["仅接受 2,609 篇论文。"], []) is None

@@ -42,6 +42,7 @@ from .evidence import (
     misbound_numbers,
     states_quantity,
     unknown_names,
+    unmet_requirement,
     unsupported,
 )
 from .index import IndexStore
@@ -52,6 +53,9 @@ from .prompts import (
     MISSING_TERMS,
     NOT_COVERED,
     NOT_FOUND,
+    NOT_STATED,
+    NOT_STATED_ABOUT,
+    NOT_STATED_ANY,
     OFF_TOPIC,
     answer_messages,
     condense_messages,
@@ -415,6 +419,12 @@ class Answerer:
             text = (NOT_COVERED[language].format(terms=_listing(names, language)) if names
                     else NOT_FOUND[language])
             return turn.answer(text, "abstained", "none", abstention="not-covered")
+        unmet = unmet_requirement(profile, [e.quote for e in turn.evidence],
+                                  [turn.passages[e.passage].text for e in turn.evidence])
+        if unmet is not None:
+            # Asked for a date, a price, a rank or a comparison the quotes do not hold.
+            return turn.answer(self._not_stated(profile, unmet, language), "abstained",
+                               "none", abstention="not-covered")
         best = turn.evidence[0]
         signals = Signals.of(profile, best, turn.passages[best.passage].language)
         turn.relevance = self.relevance.probability(signals)
@@ -424,6 +434,14 @@ class Answerer:
             return turn.answer(OFF_TOPIC[language], "abstained", "none",
                                abstention="off-topic")
         return None
+
+    @staticmethod
+    def _not_stated(profile: QuestionProfile, unmet: str, language: str) -> str:
+        names = [c.text for c in profile.constraints]
+        what = NOT_STATED[language].get(unmet.split()[0], unmet)
+        if not names:
+            return NOT_STATED_ANY[language].format(what=what)
+        return NOT_STATED_ABOUT[language].format(what=what, terms=_listing(names, language))
 
     # -- 3. generate, 4. verify --
 

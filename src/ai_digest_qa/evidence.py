@@ -25,7 +25,14 @@ from typing import Any, Protocol
 
 from .chunking import split_sentences
 from .glossary import default_glossary
-from .textutils import CJK_CHAR, CJK_RANGES, STOPWORDS, detect_language, keyword_tokens
+from .textutils import (
+    CJK_CHAR,
+    CJK_RANGES,
+    STOPWORDS,
+    detect_language,
+    jieba_words,
+    keyword_tokens,
+)
 
 try:
     import tomllib
@@ -44,6 +51,10 @@ class Lexicon:
     metadata_fields: dict[str, tuple[str, ...]]
     number_cues: tuple[str, ...]
     number_words: frozenset[str]
+    answer_types: dict[str, tuple[tuple[str, ...], re.Pattern[str]]]  # name: (cues, pattern)
+    ordinal_words: dict[str, int]
+    comparison_cues: tuple[str, ...]
+    measure_words: frozenset[str]
 
 
 @lru_cache(maxsize=1)
@@ -58,6 +69,11 @@ def lexicon() -> Lexicon:
         metadata_fields={k: tuple(v) for k, v in data["metadata_fields"].items()},
         number_cues=tuple(data["number_cues"]),
         number_words=frozenset(data["number_words"]),
+        answer_types={name: (tuple(t["cues"]), re.compile(t["pattern"], re.I))
+                      for name, t in data["answer_types"].items()},
+        ordinal_words=dict(data["ordinal_words"]),
+        comparison_cues=tuple(data["comparison"]["cues"]),
+        measure_words=frozenset(data["measure_words"]),
     )
 
 
@@ -175,6 +191,11 @@ class QuestionProfile:
     asked_fields: frozenset[str]
     unknown_share: float  # weight share of terms the index never contains
     wants_number: bool = False  # "how many", "多少": the answer is a quantity
+    answer_type: str | None = None  # "date", "money", ...: what the answer must hold
+    ordinals: frozenset[int] = frozenset()  # ranks asked about ("came second": 2)
+    compares: bool = False  # "Is A faster than B?": one passage must name them all
+    counted: tuple[TermGroup, ...] = ()  # what "how many" counts ("parameters", "论文")
+    measure: str | None = None  # its Chinese measure word ("多少篇": 篇)
 
     def coverage(self, tokens: set[str], language: str | None = None) -> float:
         """Weighted share of the question's known terms present among ``tokens``.
@@ -267,9 +288,115 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
                       if not any(frequencies.get(t, 0) for t in g.tokens)) / total
     asked = frozenset(field for field, cues in lexicon().metadata_fields.items()
                       if any(_cue_in(cue, question) for cue in cues))
-    wants_number = any(_cue_in(cue, question) for cue in lexicon().number_cues)
+    words = lexicon()
+    wants_number = any(_cue_in(cue, question) for cue in words.number_cues)
+    answer_type = next((name for name, (cues, _) in words.answer_types.items()
+                        if any(_cue_in(cue, question) for cue in cues)), None)
+    compares = any(_cue_in(cue, question) for cue in words.comparison_cues)
+    counted = set(keyword_tokens(" ".join(counted_words(question))))
+    counted_groups = tuple(g for g in groups if set(keyword_tokens(g.word)) & counted)
     return QuestionProfile(question, language, tuple(constraints), tuple(groups), asked,
-                           unknown, wants_number)
+                           unknown, wants_number, answer_type, ordinals(question), compares,
+                           counted_groups, measure_word(question))
+
+
+_HOW_MANY = re.compile(r"(?<![a-z])how many\s+([^?,.;:!]*)", re.I)
+# "哪几条原则" asks which ones, not how many.
+_COUNT_CJK = re.compile(r"(?:多少|(?<!哪)几)")
+
+
+def measure_word(question: str) -> str | None:
+    """The measure word after 多少/几 ("多少篇投稿": 篇), if any."""
+    for match in _COUNT_CJK.finditer(question):
+        after = jieba_words(question[match.end():])
+        if after and after[0] in lexicon().measure_words:
+            return after[0]
+    return None
+
+
+def counted_words(question: str) -> list[str]:
+    """The words naming what a "how many" / "多少" question counts: up to three words
+    after "how many" before a verb or name ("how many learnable parameters does"), or
+    the word after 多少/几 and its measure word ("多少篇论文": 论文)."""
+    words: list[str] = []
+    stop = lexicon().question_words
+    for match in _HOW_MANY.finditer(question):
+        for word in match.group(1).split()[:3]:
+            if word.lower() in stop or word[:1].isupper():
+                break
+            words.append(word)
+    measure = lexicon().measure_words
+    for match in _COUNT_CJK.finditer(question):
+        after = [w for w in jieba_words(question[match.end():]) if w.strip()]
+        while after and (after[0] in measure or after[0] in "的了"):
+            after = after[1:]
+        if after and CJK_CHAR.match(after[0]):
+            words.append(after[0])
+    return words
+
+
+_CHINESE_NUMERALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+                     "八": 8, "九": 9, "十": 10}
+_CHINESE_RANK = re.compile(r"第\s*([一二两三四五六七八九十]|\d{1,2})(?![\d万亿千百])")
+# "per second", "a second", "3 seconds" are time, not rank.
+_NOT_RANK_BEFORE = re.compile(r"(?:per|a|one|each|every|\d+)\s*$", re.I)
+
+
+def ordinals(text: str) -> frozenset[int]:
+    """The ranks from 2 up that ``text`` names ("second", "2nd", "第二", "第3")."""
+    found = set()
+    for match in _CHINESE_RANK.finditer(text):
+        rank = match.group(1)
+        found.add(int(rank) if rank.isdigit() else _CHINESE_NUMERALS[rank])
+    for word, rank in lexicon().ordinal_words.items():
+        for match in re.finditer(rf"(?<![a-z0-9-]){re.escape(word)}(?![a-z0-9-])",
+                                 text.lower()):
+            if not _NOT_RANK_BEFORE.search(text[:match.start()]):
+                found.add(rank)
+    return frozenset(r for r in found if r >= 2)
+
+
+def _counts(profile: QuestionProfile, quote: str) -> bool:
+    """Whether ``quote`` states a quantity of what the question counts, or cannot say
+    (the counted word has no form in the quote's language)."""
+    tokens = set(keyword_tokens(quote))
+    text = normalise(quote)
+    language = detect_language(quote)
+    checkable = [g for g in profile.counted
+                 if language == profile.language or language in g.known_in]
+    if not checkable:
+        return True
+    # The question's measure word after a number counts the same kind of thing ("多少篇
+    # 投稿" and "9,653 篇论文"), whatever noun follows.
+    numeral = r"[\d一二两三四五六七八九十百千万亿]\s*"
+    if profile.measure and re.search(numeral + re.escape(profile.measure), quote):
+        return True
+    # Chinese as a substring: "多少分" is answered by "得分54", one jieba word.
+    return states_quantity(quote, profile.question) and any(
+        (t in text) if CJK_CHAR.search(t) else (t in tokens)
+        for g in checkable for t in g.tokens)
+
+
+def unmet_requirement(profile: QuestionProfile, quotes: Sequence[str],
+                      passage_texts: Sequence[str]) -> str | None:
+    """What the question asks for that none of ``quotes`` holds: its answer type ("a
+    date"), its rank ("rank 2"), or, for a comparison, one passage naming all compared
+    (``passage_texts`` are the quotes' passages); None when the quotes may answer."""
+    if profile.answer_type is not None:
+        pattern = lexicon().answer_types[profile.answer_type][1]
+        if not any(pattern.search(normalise(q)) for q in quotes):
+            return profile.answer_type
+    # A price or a date is checked by its type; "多少钱" counts no "钱".
+    if profile.counted and profile.wants_number and profile.answer_type is None and not any(
+            _counts(profile, q) for q in quotes):
+        return "count"
+    if profile.ordinals and not any(profile.ordinals <= ordinals(q) for q in quotes):
+        return "rank " + ", ".join(str(r) for r in sorted(profile.ordinals))
+    names = [c for c in profile.constraints if any(ch.isalpha() for ch in c.text)]
+    if profile.compares and len(names) >= 2 and not any(
+            not missing_in(names, text) for text in passage_texts):
+        return "comparison"
+    return None
 
 
 def _cue_in(cue: str, question: str) -> bool:
@@ -530,6 +657,10 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
             fit = 0.0
             if profile.wants_number:
                 fit = QUANTITY_FIT if states_quantity(sentence.text, profile.question) \
+                    else -QUANTITY_FIT
+            if profile.answer_type is not None:  # the date, the price: as a quantity
+                pattern = lexicon().answer_types[profile.answer_type][1]
+                fit += QUANTITY_FIT if pattern.search(normalise(sentence.text)) \
                     else -QUANTITY_FIT
             candidates.append(Evidence(index, sentence, mass, coverage, 0.0, context, fit,
                                        continuation))

@@ -55,6 +55,24 @@ NOT_COVERED = {
     "en": "The sources do not contain the answer: no passage states this about {terms}.",
 }
 
+# An abstention for a question whose quotes lack what it asks for (evidence.py's
+# answer types, ranks and comparisons).
+NOT_STATED = {
+    "zh": {"day": "日期", "year": "年份", "money": "金额", "university": "所在大学",
+           "rank": "这个名次", "count": "这个数量", "comparison": "两者的比较"},
+    "en": {"day": "date", "year": "year", "money": "amount of money",
+           "university": "university", "rank": "such rank", "count": "such count",
+           "comparison": "comparison of them"},
+}
+NOT_STATED_ABOUT = {
+    "zh": "资料中没有找到答案:讲到“{terms}”的资料没有给出{what}。",
+    "en": "The sources do not contain the answer: the passages about {terms} give no {what}.",
+}
+NOT_STATED_ANY = {
+    "zh": "资料中没有找到答案:相关资料没有给出{what}。",
+    "en": "The sources do not contain the answer: the related passages give no {what}.",
+}
+
 OFF_TOPIC = {
     "zh": "资料中没有找到答案:索引的文档没有讲到这个问题。",
     "en": "The sources do not contain the answer: the indexed documents do not cover this "

@@ -178,7 +178,8 @@ def choose_format(source: Path, cache_dir: Path, probe: Probe,
                   candidates: Sequence[str] = AUTO_CANDIDATES) -> str:
     """The candidate format that reads prompts fastest on this machine, measured once per
     machine and model and remembered in ``cache_dir``; "shipped" when none else works."""
-    memo = cache_dir / "format-choice.json"
+    # One memo per model: switching models must not re-measure the other one.
+    memo = cache_dir / f"{source.name}.format-choice.json"
     key = f"{source.name}:{source.stat().st_size}:{machine_key()}"
     try:
         remembered = json.loads(memo.read_text(encoding="utf-8"))
