@@ -12,6 +12,7 @@ from ai_digest_qa.evidence import (
     number_values,
     ordinals,
     sentences,
+    states_quantity,
     unknown_names,
     unmet_requirement,
     unsupported,
@@ -217,3 +218,21 @@ def test_a_count_needs_a_number_of_the_thing_counted():
     # A count in the other language is checked through the glossary, or not at all.
     papers = analyse("How many papers were accepted?")
     assert unmet_requirement(papers, ["仅接受 2,609 篇论文。"], []) is None
+
+
+def test_a_number_after_a_lower_case_word_is_a_quantity_and_a_names_digits_are_not():
+    question = "What BLEU score did it get on WMT 2014?"
+    assert states_quantity("Our model achieves 28.4 BLEU on the WMT 2014 task.", question)
+    assert not states_quantity("GPT-4, Llama 2, phi-1.5 and the H100 on WMT 2014.", question)
+
+
+def test_each_part_of_a_hyphenated_term_must_be_covered():
+    german = Text("Our model achieves 28.4 BLEU on the WMT 2014 English-to-German task.",
+                  language="en")
+    french = Text("On the WMT 2014 English-to-French task, our model reaches 41.8 BLEU.",
+                  language="en")
+    words = Words(german, french)
+    profile = analyse("What BLEU score on WMT 2014 English-to-German?", words)
+    assert {"english", "german"} <= {g.word for g in profile.groups}
+    (best, *_) = choose_evidence(profile, [french, german], words, None, 2)
+    assert "28.4" in best.quote

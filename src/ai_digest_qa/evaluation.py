@@ -8,6 +8,7 @@ questions (``"answerable": false``) are not part of retrieval metrics.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections import defaultdict
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .answer import Answer
+from .evidence import number_values
 from .retrieval import Passage
 
 
@@ -210,7 +212,8 @@ def _answer_row(assistant: Answers, question: EvalQuestion, llm: str) -> AnswerR
     text = _squash(answer.text)
     if question.answerable:
         correct = not answer.abstained and any(
-            _squash(k) in text for k in question.answer_keywords)
+            _same_number(k, answer.text) if _NUMBER_KEYWORD.fullmatch(k.strip())
+            else _squash(k) in text for k in question.answer_keywords)
         verdict = "correct" if correct else ("abstained" if answer.abstained else "wrong")
     else:
         correct = answer.abstained
@@ -226,6 +229,17 @@ def _answer_row(assistant: Answers, question: EvalQuestion, llm: str) -> AnswerR
         precise_citations=sum(precise), answer=answer.text,
         abstention=getattr(answer, "abstention", None),
         relevance=getattr(answer, "relevance", None), notice=answer.notice)
+
+
+_NUMBER_KEYWORD = re.compile(r"\d[\d.,]*\s*(?:[kKmMbB]|万|亿|million|billion)?")
+
+
+def _same_number(keyword: str, answer: str) -> bool:
+    """A number keyword is matched by value, as the verifier checks numbers: "165000"
+    is in "165K" and "16.5万", and "54" is not in "540"."""
+    wanted = max(number_values(keyword))  # "540 million" is 5.4e8, not also 540
+    given = number_values(re.sub(r"\[\d{1,2}\]", " ", answer))  # not citation markers
+    return any(math.isclose(wanted, value, rel_tol=1e-9) for value in given)
 
 
 def _answer_groups(rows: list[AnswerRow]) -> dict[str, dict[str, float]]:

@@ -412,8 +412,10 @@ _QUANTITY = re.compile(
     r"\d|[一二两三四五六七八九十百千万亿]+(?:个|篇|倍|分|位|年|月|天|种|次|亿|万)")
 
 
-_NAME_DIGITS = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z]*[-\s]?\d+(?:\.\d+)?(?![\d.,%])"
-                          r"(?![kKmMbB万亿])")
+# A name's digits: glued or hyphenated ("H100", "phi-1.5"), or after a capitalised word
+# ("Llama 2"); a lower-case word and a number are a quantity ("achieves 28.4").
+_NAME_DIGITS = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z][A-Za-z]*[-\s]?|[A-Za-z]+-?)\d+(?:\.\d+)?"
+                          r"(?![\d%]|[.,]\d)(?![kKmMbB万亿])")
 
 
 def states_quantity(sentence: str, question: str) -> bool:
@@ -486,6 +488,10 @@ def _question_words(question: str) -> list[str]:
                             r"[\u3400-\u9fff\uf900-\ufaff]+", question):
         if CJK_CHAR.search(piece):
             words.extend(jieba_words(piece))
+        elif "-" in piece and not any(ch.isdigit() for ch in piece):
+            # Each part of "English-to-German" must be covered on its own: as one term,
+            # "English-to-French" would cover it by "English".
+            words.extend(piece.split("-"))
         else:
             words.append(piece)
     return [w for w in words if keyword_tokens(w)]
