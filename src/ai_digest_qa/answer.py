@@ -405,7 +405,7 @@ class Answerer:
             return None
         profile = analyse(turn.standalone, self.store)
         turn.profile = profile
-        turn.evidence = choose_evidence(profile, turn.passages, self.store, self.embedder,
+        turn.evidence = choose_evidence(profile, turn.passages, self.embedder,
                                         self.config.evidence_sentences)
         if not turn.evidence:
             names = [c.text for c in profile.constraints]

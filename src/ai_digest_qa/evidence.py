@@ -621,8 +621,8 @@ def missing_in(constraints: Sequence[Constraint], text: str) -> list[Constraint]
     return [c for c in constraints if not c.found_in(normalised)]
 
 
-def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike],
-                        vocabulary: Vocabulary | None = None) -> list[Evidence]:
+def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike]
+                        ) -> list[Evidence]:
     """Every sentence that may answer: its window (itself and its neighbours, with the
     passage's title and section) mentions every constraint with digits (versions,
     numbers, years: what binds a fact to its subject), it is no heading, and a metadata
@@ -708,7 +708,6 @@ MIN_SENTENCE_UNITS = 5
 
 
 def choose_evidence(profile: QuestionProfile, passages: Sequence[PassageLike],
-                    vocabulary: Vocabulary | None = None,
                     embedder: SentenceEmbedder | None = None, limit: int = 2
                     ) -> list[Evidence]:
     """The best answering sentences, at most ``limit``, best first.
@@ -718,7 +717,7 @@ def choose_evidence(profile: QuestionProfile, passages: Sequence[PassageLike],
     A second sentence is added only when it covers terms the first does not (a question
     asking two things).
     """
-    ranked = sorted(candidate_sentences(profile, passages, vocabulary),
+    ranked = sorted(candidate_sentences(profile, passages),
                     key=lambda e: (-(e.mass + e.quantity_fit), e.passage, e.sentence.start))
     head = ranked[:EMBEDDED_CANDIDATES]
     if embedder is not None and head:
