@@ -123,6 +123,17 @@ def test_a_twice_unverifiable_answer_falls_back_to_the_quotes(tiny):
         assert "1.3 大模型的挑战" not in line and "论文亮点" not in line
 
 
+def test_an_english_answer_with_chinese_left_in_it_is_retried_then_falls_back(tiny):
+    llm = ScriptedLLM("ICML 2024 is held in 维也纳 [1].", "ICML 2024 is held in Vienna [1].")
+    result, _ = answer(tiny, "Which city hosts ICML 2024?", llm)
+    assert result.mode == "llm" and result.text.startswith("ICML 2024 is held in Vienna")
+    assert len(llm.requests) == 2
+    llm = ScriptedLLM("It is in 维也纳 [1].", "In 奥地利 [1].")
+    result, _ = answer(tiny, "Which city hosts ICML 2024?", llm)
+    assert result.mode == "extractive" and "untranslated" in (result.notice or "")
+    assert "维也纳" in result.text
+
+
 def test_a_number_given_for_something_else_is_rejected(tiny):
     bad = "ICML 2024 accepted 9,653 papers [1]."
     llm = ScriptedLLM(bad, bad)

@@ -63,7 +63,7 @@ from .prompts import (
     says_not_found,
 )
 from .retrieval import HybridRetriever, Passage
-from .textutils import detect_language, keyword_tokens
+from .textutils import CJK_CHAR, detect_language, keyword_tokens
 
 History = Sequence[tuple[str, str]]
 AnswerMode = Literal["llm", "extractive", "abstained"]
@@ -508,6 +508,9 @@ class Answerer:
         if detect_language(content) != turn.language and len(content) > 12:
             return text, ("the model answered in the wrong language" if en
                           else "模型没有用中文回答")
+        if en and CJK_CHAR.search(content):
+            # Half-translated ("took its首席AI education官"): the quote itself reads better.
+            return text, "the model left Chinese words untranslated"
         cited = _claims_by_marker(text, len(quotes))
         if not cited:
             return text, "the model's answer cited no source" if en else "模型的回答没有引用资料"
