@@ -40,7 +40,6 @@ from .evidence import (
     analyse,
     choose_evidence,
     misbound_numbers,
-    states_quantity,
     unknown_names,
     unmet_requirement,
     unsupported,
@@ -412,17 +411,10 @@ class Answerer:
             text = (NOT_COVERED[language].format(terms=_listing(names, language)) if names
                     else OFF_TOPIC[language])
             return turn.answer(text, "abstained", "none", abstention="not-covered")
-        if profile.wants_number and not any(states_quantity(e.quote, turn.standalone)
-                                            for e in turn.evidence):
-            # "How many ...?" and no quote states a quantity: they talk around it.
-            names = [c.text for c in profile.constraints]
-            text = (NOT_COVERED[language].format(terms=_listing(names, language)) if names
-                    else NOT_FOUND[language])
-            return turn.answer(text, "abstained", "none", abstention="not-covered")
         unmet = unmet_requirement(profile, [e.quote for e in turn.evidence],
                                   [turn.passages[e.passage].text for e in turn.evidence])
         if unmet is not None:
-            # Asked for a date, a price, a rank or a comparison the quotes do not hold.
+            # Asked for a quantity, a date, a rank, ... the quotes do not hold.
             return turn.answer(self._not_stated(profile, unmet, language), "abstained",
                                "none", abstention="not-covered")
         best = turn.evidence[0]
@@ -438,7 +430,7 @@ class Answerer:
     @staticmethod
     def _not_stated(profile: QuestionProfile, unmet: str, language: str) -> str:
         names = [c.text for c in profile.constraints]
-        what = NOT_STATED[language].get(unmet.split()[0], unmet)
+        what = NOT_STATED[language][unmet.split()[0]]  # "rank 2": the rank
         if not names:
             return NOT_STATED_ANY[language].format(what=what)
         return NOT_STATED_ABOUT[language].format(what=what, terms=_listing(names, language))

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .answer import Answer
-from .evidence import number_values
+from .answer import CITATION_MARKER, Answer
+from .evidence import is_number, number_values
 from .retrieval import Passage
 
 
@@ -212,7 +212,7 @@ def _answer_row(assistant: Answers, question: EvalQuestion, llm: str) -> AnswerR
     text = _squash(answer.text)
     if question.answerable:
         correct = not answer.abstained and any(
-            _same_number(k, answer.text) if _NUMBER_KEYWORD.fullmatch(k.strip())
+            _same_number(k, answer.text) if is_number(k)
             else _squash(k) in text for k in question.answer_keywords)
         verdict = "correct" if correct else ("abstained" if answer.abstained else "wrong")
     else:
@@ -231,14 +231,11 @@ def _answer_row(assistant: Answers, question: EvalQuestion, llm: str) -> AnswerR
         relevance=getattr(answer, "relevance", None), notice=answer.notice)
 
 
-_NUMBER_KEYWORD = re.compile(r"\d[\d.,]*\s*(?:[kKmMbB]|万|亿|million|billion)?")
-
-
 def _same_number(keyword: str, answer: str) -> bool:
     """A number keyword is matched by value, as the verifier checks numbers: "165000"
     is in "165K" and "16.5万", and "54" is not in "540"."""
     wanted = max(number_values(keyword))  # "540 million" is 5.4e8, not also 540
-    given = number_values(re.sub(r"\[\d{1,2}\]", " ", answer))  # not citation markers
+    given = number_values(CITATION_MARKER.sub(" ", answer))  # not the markers' numbers
     return any(math.isclose(wanted, value, rel_tol=1e-9) for value in given)
 
 

@@ -125,9 +125,6 @@ class Constraint:
 
     text: str
     patterns: tuple[re.Pattern[str], ...]
-    # Written the same in both languages (digits, acronyms: "GPT-4", "2024", "RLHF"), so
-    # it can be required of passages in the other language too.
-    portable: bool
 
     def found_in(self, normalised_text: str) -> bool:
         return any(p.search(normalised_text) for p in self.patterns)
@@ -136,12 +133,12 @@ class Constraint:
 def _constraint(term: str, kind: str) -> Constraint:
     glossary = default_glossary()
     if kind == "number":
-        return Constraint(term, (_digits_pattern(term),), True)
+        return Constraint(term, (_digits_pattern(term),))
     if kind == "zh":
         forms = {term, *glossary.to_english(term)}
         patterns = tuple(_latin_pattern(f) if not CJK_CHAR.search(f)
                          else re.compile(re.escape(normalise(f))) for f in forms)
-        return Constraint(term, patterns, False)
+        return Constraint(term, patterns)
     forms = {term}
     if len(term) > 3 and term.endswith("s") and not term.endswith("ss"):
         forms.add(term[:-1])  # "APIs" is "API"
@@ -150,9 +147,7 @@ def _constraint(term: str, kind: str) -> Constraint:
         forms.add(head)
     patterns = [_latin_pattern(f) for f in forms]
     patterns += [re.compile(re.escape(normalise(t))) for t in glossary.to_chinese(term)]
-    capitals = sum(ch.isupper() for ch in term)
-    portable = any(ch.isdigit() for ch in term) or capitals >= 2
-    return Constraint(term, tuple(patterns), portable)
+    return Constraint(term, tuple(patterns))
 
 
 # --- reading a question ----------------------------------------------------------------
@@ -293,11 +288,12 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
     answer_type = next((name for name, (cues, _) in words.answer_types.items()
                         if any(_cue_in(cue, question) for cue in cues)), None)
     compares = any(_cue_in(cue, question) for cue in words.comparison_cues)
-    counted = set(keyword_tokens(" ".join(counted_words(question))))
+    words_counted, measure = _counted(question)
+    counted = set(keyword_tokens(" ".join(words_counted)))
     counted_groups = tuple(g for g in groups if set(keyword_tokens(g.word)) & counted)
     return QuestionProfile(question, language, tuple(constraints), tuple(groups), asked,
                            unknown, wants_number, answer_type, ordinals(question), compares,
-                           counted_groups, measure_word(question))
+                           counted_groups, measure)
 
 
 _HOW_MANY = re.compile(r"(?<![a-z])how many\s+([^?,.;:!]*)", re.I)
@@ -305,19 +301,15 @@ _HOW_MANY = re.compile(r"(?<![a-z])how many\s+([^?,.;:!]*)", re.I)
 _COUNT_CJK = re.compile(r"(?:多少|(?<!哪)几)")
 
 
-def measure_word(question: str) -> str | None:
-    """The measure word after 多少/几 ("多少篇投稿": 篇), if any."""
-    for match in _COUNT_CJK.finditer(question):
-        after = jieba_words(question[match.end():])
-        if after and after[0] in lexicon().measure_words:
-            return after[0]
-    return None
-
-
 def counted_words(question: str) -> list[str]:
     """The words naming what a "how many" / "多少" question counts: up to three words
     after "how many" before a verb or name ("how many learnable parameters does"), or
     the word after 多少/几 and its measure word ("多少篇论文": 论文)."""
+    return _counted(question)[0]
+
+
+def _counted(question: str) -> tuple[list[str], str | None]:
+    """:func:`counted_words` and the Chinese measure word before them ("多少篇": 篇)."""
     words: list[str] = []
     stop = lexicon().question_words
     for match in _HOW_MANY.finditer(question):
@@ -325,14 +317,17 @@ def counted_words(question: str) -> list[str]:
             if word.lower() in stop or word[:1].isupper():
                 break
             words.append(word)
-    measure = lexicon().measure_words
+    measures = lexicon().measure_words
+    measure = None
     for match in _COUNT_CJK.finditer(question):
         after = [w for w in jieba_words(question[match.end():]) if w.strip()]
-        while after and (after[0] in measure or after[0] in "的了"):
+        if after and after[0] in measures and measure is None:
+            measure = after[0]
+        while after and (after[0] in measures or after[0] in "的了"):
             after = after[1:]
         if after and CJK_CHAR.match(after[0]):
             words.append(after[0])
-    return words
+    return words, measure
 
 
 _CHINESE_NUMERALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
@@ -377,19 +372,30 @@ def _counts(profile: QuestionProfile, quote: str) -> bool:
         for g in checkable for t in g.tokens)
 
 
+def states_answer_type(profile: QuestionProfile, text: str) -> bool:
+    """Whether ``text`` holds what the question's answer type asks for (a day, a price);
+    True when it has none."""
+    if profile.answer_type is None:
+        return True
+    return lexicon().answer_types[profile.answer_type][1].search(normalise(text)) is not None
+
+
 def unmet_requirement(profile: QuestionProfile, quotes: Sequence[str],
                       passage_texts: Sequence[str]) -> str | None:
-    """What the question asks for that none of ``quotes`` holds: its answer type ("a
-    date"), its rank ("rank 2"), or, for a comparison, one passage naming all compared
-    (``passage_texts`` are the quotes' passages); None when the quotes may answer."""
+    """What the question asks for that none of ``quotes`` holds: its answer type ("day",
+    "money"), a quantity ("how many"), a count of the thing counted, its rank ("rank 2"), or,
+    for a comparison, one passage naming all compared (``passage_texts`` are the quotes'
+    passages); None when the quotes may answer."""
+    # A price or a date is checked by its type, not as any number or count ("ICML 2024"
+    # holds the year asked for; "多少钱" counts no "钱").
     if profile.answer_type is not None:
-        pattern = lexicon().answer_types[profile.answer_type][1]
-        if not any(pattern.search(normalise(q)) for q in quotes):
+        if not any(states_answer_type(profile, q) for q in quotes):
             return profile.answer_type
-    # A price or a date is checked by its type; "多少钱" counts no "钱".
-    if profile.counted and profile.wants_number and profile.answer_type is None and not any(
-            _counts(profile, q) for q in quotes):
-        return "count"
+    elif profile.wants_number:
+        if not any(states_quantity(q, profile.question) for q in quotes):
+            return "quantity"  # they talk around it
+        if profile.counted and not any(_counts(profile, q) for q in quotes):
+            return "count"
     if profile.ordinals and not any(profile.ordinals <= ordinals(q) for q in quotes):
         return "rank " + ", ".join(str(r) for r in sorted(profile.ordinals))
     names = [c for c in profile.constraints if any(ch.isalpha() for ch in c.text)]
@@ -661,12 +667,11 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
                     missing_in(binding, f"{before.text} {sentence.text} {frame}"):
                 context = before
             fit = 0.0
-            if profile.wants_number:
-                fit = QUANTITY_FIT if states_quantity(sentence.text, profile.question) \
+            if profile.answer_type is not None:  # the date, the price
+                fit = QUANTITY_FIT if states_answer_type(profile, sentence.text) \
                     else -QUANTITY_FIT
-            if profile.answer_type is not None:  # the date, the price: as a quantity
-                pattern = lexicon().answer_types[profile.answer_type][1]
-                fit += QUANTITY_FIT if pattern.search(normalise(sentence.text)) \
+            elif profile.wants_number:
+                fit = QUANTITY_FIT if states_quantity(sentence.text, profile.question) \
                     else -QUANTITY_FIT
             candidates.append(Evidence(index, sentence, mass, coverage, 0.0, context, fit,
                                        continuation))
@@ -791,6 +796,11 @@ _SCALED = re.compile(
     re.IGNORECASE)
 _SCALES = {"亿": 1e8, "万": 1e4, "千": 1e3, "百万": 1e6, "thousand": 1e3, "million": 1e6,
            "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6, "b": 1e9}
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is one number, perhaps with a scale word ("2,609", "5.4亿")."""
+    return _SCALED.fullmatch(normalise(text.strip())) is not None
 
 
 def number_values(text: str) -> set[float]:

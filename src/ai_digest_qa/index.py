@@ -694,10 +694,6 @@ class IndexStore:
             return {t: 0 for t in tokens}
         return self.keywords.document_frequency(tokens, mask)
 
-    def document_text(self, doc_id: str) -> str:
-        """The cleaned text of document ``doc_id`` (KeyError if it is not indexed)."""
-        return self.documents[doc_id].text
-
     def texts_mentioning(self, term: str, language: str | None = None) -> list[str]:
         """Title and text of the chunks (of ``language``, if given) that keyword search
         finds for ``term``: where to look whether the index mentions it."""

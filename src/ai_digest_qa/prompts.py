@@ -56,11 +56,12 @@ NOT_COVERED = {
 }
 
 # An abstention for a question whose quotes lack what it asks for (evidence.py's
-# answer types, ranks and comparisons).
+# unmet_requirement: quantities, answer types, counts, ranks and comparisons).
 NOT_STATED = {
-    "zh": {"day": "日期", "year": "年份", "money": "金额", "university": "所在大学",
-           "rank": "这个名次", "count": "这个数量", "comparison": "两者的比较"},
-    "en": {"day": "date", "year": "year", "money": "amount of money",
+    "zh": {"quantity": "数量", "day": "日期", "year": "年份", "money": "金额",
+           "university": "所在大学", "rank": "这个名次", "count": "这个数量",
+           "comparison": "两者的比较"},
+    "en": {"quantity": "quantity", "day": "date", "year": "year", "money": "amount of money",
            "university": "university", "rank": "such rank", "count": "such count",
            "comparison": "comparison of them"},
 }
