@@ -11,7 +11,7 @@ from ai_digest_qa.answer import (
     missing_terms,
     unsupported_claims,
 )
-from ai_digest_qa.retrieval import Passage
+from ai_digest_qa.records import Passage
 
 
 def _passage(text: str, number: int = 0) -> Passage:

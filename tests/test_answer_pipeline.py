@@ -4,9 +4,10 @@ import threading
 
 import pytest
 
-from ai_digest_qa.answer import Answer, Answerer, Retrieval
+from ai_digest_qa.answer import Answerer
 from ai_digest_qa.answerability import RelevanceModel
 from ai_digest_qa.prompts import STRICT_RETRY
+from ai_digest_qa.records import Answer, Retrieval
 from fakes import ScriptedLLM, failing, tiny_assistant
 
 ALWAYS = RelevanceModel((0.0,) * 6, 10.0, 0.5, doubt_threshold=0.99)  # relevance passes
@@ -203,6 +204,36 @@ def test_a_follow_up_is_condensed_with_the_history(tiny):
     result, _ = answer(tiny, "接受了多少篇?", llm, history=history)
     assert result.standalone_question.startswith("ICML 2024")
     assert result.mode == "llm" and "2,609" in result.text
+
+
+def test_a_rewrite_that_drops_the_follow_ups_own_name_is_not_used(tiny):
+    # The condenser answered the earlier question again; the follow-up's "Claude 2" and
+    # the history are both kept instead.
+    llm = ScriptedLLM("What score did Llama 2 get on the transparency index?",
+                      "Claude 2 supports a context window of 100k tokens [1].")
+    history = [("What score did Llama 2 get on the transparency index?", "54 [1].")]
+    result, _ = answer(tiny, "And what about Claude 2?", llm, history=history)
+    assert "Claude 2" in result.standalone_question
+    assert "Llama 2" in result.standalone_question  # the subject, from the history
+
+
+def test_a_rewrite_that_loses_the_subject_gets_it_back(tiny):
+    llm = ScriptedLLM("它一共接受了多少篇?", "仅接受 2,609 篇 [1]。")
+    history = [("ICML 2024 在哪里举办?", "维也纳 [1]。")]
+    result, _ = answer(tiny, "接受了多少篇?", llm, history=history)
+    assert result.standalone_question == "它一共接受了多少篇? ICML 2024 在哪里举办?"
+
+
+def test_an_answer_denying_what_the_quote_states_is_rejected(tiny):
+    bad = "ICML 2024 was not held in Vienna [1]."
+    llm = ScriptedLLM(bad, bad)
+    result, _ = answer(tiny, "Which city hosts ICML 2024?", llm)
+    assert result.mode == "extractive" and "denies" in (result.notice or "")
+    assert "维也纳" in result.text
+    # "不需要" paraphrases "绕过了": a bare 不 is no denial cue (it is in 不同, 不断).
+    llm = ScriptedLLM("DPO不需要奖励模型 [1]。")
+    result, _ = answer(tiny, "DPO需要奖励模型吗?", llm)
+    assert result.mode == "llm" and result.notice is None
 
 
 def test_the_passages_strategy_reads_whole_passages(tiny):

@@ -1,5 +1,6 @@
 from ai_digest_qa.chunking import Chunker, count_units, split_sentences
-from ai_digest_qa.corpus import Document, Section, load_file
+from ai_digest_qa.corpus import load_file
+from ai_digest_qa.records import Document, Section
 from conftest import CORPUS
 
 

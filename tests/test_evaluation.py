@@ -4,9 +4,8 @@ import math
 
 import pytest
 
-from ai_digest_qa.answer import Answer, Citation
 from ai_digest_qa.evaluation import EvalQuestion, evaluate_answers, load_questions
-from ai_digest_qa.retrieval import Passage
+from ai_digest_qa.records import Answer, Citation, Passage
 
 
 def passage(text: str) -> Passage:

@@ -16,6 +16,7 @@ from ai_digest_qa.evidence import (
     unknown_names,
     unmet_requirement,
     unsupported,
+    unsupported_denial,
 )
 
 
@@ -236,3 +237,17 @@ def test_each_part_of_a_hyphenated_term_must_be_covered():
     assert {"english", "german"} <= {g.word for g in profile.groups}
     (best, *_) = choose_evidence(profile, [french, german], None, 2)
     assert "28.4" in best.quote
+
+
+def test_a_denial_needs_a_quote_that_denies():
+    affirming = ["Sebastian Raschka曾是威斯康星大学麦迪逊分校统计学助理教授。"]
+    assert unsupported_denial("He did not do anything before joining Lightning AI.",
+                              affirming)
+    assert unsupported_denial("他没有担任过教职。", affirming)
+    assert not unsupported_denial("He was an assistant professor at Wisconsin.", affirming)
+    assert not unsupported_denial("He was not only a professor but also an author.",
+                                  affirming)
+    assert not unsupported_denial("It requires no human annotation.",
+                                  ["Zephyr-7B requires no human annotation."])
+    assert not unsupported_denial("OpenAI did not disclose how GPT-4 was built.",
+                                  ["但从GPT-4开始,OpenAI完全不提构建过程。"])

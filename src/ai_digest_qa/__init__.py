@@ -1,11 +1,9 @@
 """ai-digest-qa: bilingual question answering over AI digest articles and papers, offline."""
 
 from . import _offline  # noqa: F401  (must run before any model library is imported)
-from .answer import Answer, Citation, Retrieval
 from .assistant import Assistant, QuestionError, ask, ask_stream, default_assistant, retrieve
 from .config import Config, ConfigError, load_config
-from .corpus import Document
-from .retrieval import Passage
+from .records import Answer, Citation, Document, Passage, Retrieval
 
 __all__ = [
     "Answer",

@@ -26,11 +26,10 @@ import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 import numpy as np
 
-from .answerability import AbstentionKind, RelevanceModel, Signals, default_model
+from .answerability import RelevanceModel, Signals, default_model
 from .chunking import split_sentences
 from .config import Config
 from .embeddings import Embedder
@@ -40,9 +39,11 @@ from .evidence import (
     analyse,
     choose_evidence,
     misbound_numbers,
+    normalise,
     unknown_names,
     unmet_requirement,
     unsupported,
+    unsupported_denial,
 )
 from .index import IndexStore
 from .llm import ChatLLM, LLMError
@@ -61,62 +62,17 @@ from .prompts import (
     quote_messages,
     says_not_found,
 )
-from .retrieval import HybridRetriever, Passage
+from .records import (
+    AbstentionKind,
+    Answer,
+    AnswerMode,
+    Citation,
+    History,
+    Passage,
+    Retrieval,
+)
+from .retrieval import HybridRetriever
 from .textutils import CJK_CHAR, detect_language, keyword_tokens
-
-History = Sequence[tuple[str, str]]
-AnswerMode = Literal["llm", "extractive", "abstained"]
-
-
-@dataclass(frozen=True)
-class Citation:
-    """A marker in the answer text (``[1]``) and the passage it refers to.
-
-    ``span`` is the (start, end) of the passage text that supports the answer sentences
-    carrying the marker: ``passage.text[start:end]`` (the quote the answer rests on);
-    None when no sentence shares a term with them.
-    """
-
-    marker: str
-    passage: Passage
-    span: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class Retrieval:
-    """The passages found for a question, streamed before the answer is generated."""
-
-    question: str
-    standalone_question: str
-    passages: list[Passage]
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An answer with the passages it rests on.
-
-    ``mode`` says what produced the text; ``notice`` explains a fallback (LLM failure,
-    timeout, unverifiable answer) or is ``"stopped"``. An abstention's ``abstention``
-    says why (:data:`AbstentionKind`); its passages are the nearest ones, related but
-    not an answer. ``relevance`` is the calibrated probability that the sources answer.
-    ``timings`` holds seconds for ``retrieval``, ``first_token`` and ``total``.
-    """
-
-    question: str
-    text: str
-    citations: list[Citation]
-    abstained: bool
-    language: str
-    llm: str
-    mode: AnswerMode
-    timings: dict[str, float] = field(default_factory=dict)
-    passages: list[Passage] = field(default_factory=list)
-    standalone_question: str = ""
-    notice: str | None = None
-    abstention: AbstentionKind | None = None
-    relevance: float | None = None
-
 
 CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")  # [1] .. [99] in answer text
 # Low relevance abstains only for questions at least this much (by term weight) about
@@ -370,13 +326,14 @@ class Answerer:
         text = text.strip().splitlines()[0].strip() if text.strip() else ""
         text = re.sub(r"^(?:standalone question|rewritten question|问题)\s*[:：]\s*", "", text,
                       flags=re.I)
-        # A sane rewrite is in the question's language, keeps a topic word of the history
-        # and adds no name or number the conversation never had ("the 1,000 papers").
+        # A sane rewrite is in the question's language, keeps what the follow-up asks
+        # about, and adds no name or number the conversation never had ("the 1,000
+        # papers"). One that loses the history's subject gets it back.
         said = question + " " + " ".join(f"{u} {a}" for u, a in history)
         if (not text or len(text) > 4 * len(fallback) or detect_language(text) != language
-                or unsupported(text, said, "")):
+                or unsupported(text, said, "") or not _keeps_follow_up(text, question)):
             return fallback
-        return f"{text} {previous}" if not _shares_topic(text, previous) else text
+        return text if _keeps_subject(text, previous) else f"{text} {previous}"
 
     # -- 2. decide --
 
@@ -519,6 +476,9 @@ class Answerer:
             if misbound:
                 return text, (f"the sources give {', '.join(misbound)} for something else"
                               if en else f"资料中的{'、'.join(misbound)}说的是别的")
+            if unsupported_denial(content, quotes):
+                return text, ("the answer denies what the sources state" if en
+                              else "回答否定了资料的说法")
         return text, None
 
     def _renumber(self, text: str, turn: _Turn) -> str:
@@ -621,6 +581,27 @@ def _listing(terms: Sequence[str], language: str) -> str:
     return "、".join(terms) if language == "zh" else ", ".join(f"'{t}'" for t in terms)
 
 
-def _shares_topic(rewritten: str, previous: str) -> bool:
+def _keeps_follow_up(rewritten: str, question: str) -> bool:
+    """Whether the rewrite keeps every name and number of the follow-up and most of its
+    Chinese words: "And which one for Google?" is not "Which model was assessed for
+    OpenAI?", nor "那升级之前的GPT-4呢?" "GPT-4 Turbo的上下文窗口有多长?". (English words
+    other than names are left out: pronouns and "that startup" are rightly replaced.)"""
+    profile = analyse(question)
+    found = normalise(rewritten)
+    if not all(c.found_in(found) for c in profile.constraints):
+        return False
+    chinese = [g for g in profile.groups if len(g.word) >= 2 and CJK_CHAR.search(g.word)]
+    kept = set(keyword_tokens(rewritten))
+    return 2 * sum(1 for g in chinese if set(g.tokens) & kept) >= len(chinese)
+
+
+def _keeps_subject(rewritten: str, previous: str) -> bool:
+    """Whether the rewrite keeps the earlier questions' subject: one of their names when
+    they have any ("英法翻译上呢?" keeps none of "Transformer ... WMT 2014"), else one of
+    their words."""
+    names = analyse(previous).constraints
+    if names:
+        found = normalise(rewritten)
+        return any(c.found_in(found) for c in names)
     return bool(set(keyword_tokens(rewritten)) & set(keyword_tokens(previous)))
 

@@ -23,17 +23,10 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from .evidence import Evidence, QuestionProfile
-
-# Why an answer abstained: nothing retrieved, a name the index never mentions, no
-# sentence with the question's constraints, relevance below the threshold, or the LLM
-# judging the quotes no answer while the evidence was weak too.
-AbstentionKind = Literal["no-passages", "unknown-name", "not-covered", "off-topic",
-                         "model-not-found"]
 
 
 @dataclass(frozen=True)

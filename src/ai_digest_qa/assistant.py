@@ -13,11 +13,10 @@ from typing import Literal, overload
 
 import numpy as np
 
-from .answer import Answer, Answerer, History, Retrieval
+from .answer import Answerer
 from .answerability import RelevanceModel, Signals
 from .chunking import Chunker
 from .config import Config, ConfigError, load_config
-from .corpus import Document
 from .embeddings import Embedder, embedder_identity, make_embedder
 from .index import (
     MIGRATION_MARKER,
@@ -30,7 +29,8 @@ from .index import (
     record_collection,
 )
 from .llm import ChatLLM, LLMError, make_llm
-from .retrieval import CrossEncoderReranker, HybridRetriever, Passage
+from .records import Answer, Document, History, Passage, Retrieval
+from .retrieval import CrossEncoderReranker, HybridRetriever
 from .vectorstores import (
     ChunkVectors,
     MilvusMissingError,

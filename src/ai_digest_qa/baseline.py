@@ -40,12 +40,12 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeWithScore
 from pydantic import Field, PrivateAttr
 
-from .answer import Answer, Citation, History, _is_abstention
+from .answer import _is_abstention
 from .assistant import Assistant, validate_question
 from .config import Config
 from .embeddings import Embedder
 from .llm import ChatLLM, LLMError, Message
-from .retrieval import Passage
+from .records import Answer, Citation, History, Passage
 from .textutils import detect_language
 
 # llama-index's answer when the synthesizer got no text back (or no nodes).

@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from .answer import Answer, Retrieval, focus_passages
+from .answer import focus_passages
 from .assistant import Assistant
 from .evaluation import EvalQuestion
 from .index import _embed_text
 from .prompts import answer_messages
+from .records import Answer, Retrieval
 from .vectorstores import choose_faiss_index, make_faiss_index
 
 

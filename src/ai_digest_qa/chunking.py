@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 
-from .corpus import Document
+from .records import Chunk, Document
 
 CHUNKER_VERSION = 1
 
@@ -52,23 +51,6 @@ def split_sentences(text: str) -> list[str]:
     if start < len(text):
         pieces.append(text[start:])
     return pieces
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A span of a document: ``document.text[start:end] == text``."""
-
-    chunk_id: str
-    doc_id: str
-    text: str
-    start: int
-    end: int
-    section: str | None
-    ordinal: int
-
-    @property
-    def text_hash(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
 class Chunker:

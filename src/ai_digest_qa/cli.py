@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from . import _offline  # noqa: F401
-from .answer import Answer
 from .assistant import Assistant, QuestionError
 from .config import ConfigError, load_config
 from .index import IndexCorruptError, progress_printer
 from .llm import LLMError
+from .records import Answer
 from .vectorstores import VectorStoreUnavailable
 
 

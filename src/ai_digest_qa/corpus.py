@@ -13,12 +13,13 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
 from .cleaning import clean_text
+from .records import Document, Section
 from .textutils import detect_language
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
@@ -27,56 +28,6 @@ META_SUFFIX = ".meta.json"
 
 class DocumentError(ValueError):
     """A file could not be read as a document; the message says why."""
-
-
-@dataclass(frozen=True)
-class Section:
-    """A heading and the character offset where its section starts in the document text."""
-
-    start: int
-    heading: str
-
-
-@dataclass(frozen=True)
-class Document:
-    """One cleaned document. ``text`` is what chunk offsets point into."""
-
-    doc_id: str
-    text: str
-    title: str
-    source: str
-    url: str | None
-    language: str
-    kind: str
-    sections: tuple[Section, ...] = ()
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def content_hash(self) -> str:
-        payload = json.dumps(
-            [self.text, self.title, self.url, self.language, self.kind,
-             [(s.start, s.heading) for s in self.sections], self.metadata],
-            ensure_ascii=False, sort_keys=True,
-        )
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "doc_id": self.doc_id, "text": self.text, "title": self.title,
-            "source": self.source, "url": self.url, "language": self.language,
-            "kind": self.kind, "sections": [[s.start, s.heading] for s in self.sections],
-            "metadata": self.metadata,
-        }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Document:
-        return cls(
-            doc_id=record["doc_id"], text=record["text"], title=record["title"],
-            source=record["source"], url=record["url"], language=record["language"],
-            kind=record["kind"],
-            sections=tuple(Section(int(s), str(h)) for s, h in record["sections"]),
-            metadata=dict(record.get("metadata") or {}),
-        )
 
 
 # --- encodings -----------------------------------------------------------------------

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .answer import CITATION_MARKER, Answer
+from .answer import CITATION_MARKER
 from .evidence import is_number, number_values
-from .retrieval import Passage
+from .records import Answer, Passage
 
 
 class Retrieves(Protocol):

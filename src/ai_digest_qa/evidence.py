@@ -55,6 +55,9 @@ class Lexicon:
     ordinal_words: dict[str, int]
     comparison_cues: tuple[str, ...]
     measure_words: frozenset[str]
+    negation_cues: tuple[str, ...]
+    negation_chars: frozenset[str]
+    not_denials: tuple[str, ...]
 
 
 @lru_cache(maxsize=1)
@@ -74,6 +77,9 @@ def lexicon() -> Lexicon:
         ordinal_words=dict(data["ordinal_words"]),
         comparison_cues=tuple(data["comparison"]["cues"]),
         measure_words=frozenset(data["measure_words"]),
+        negation_cues=tuple(data["negation"]["answer"]),
+        negation_chars=frozenset(data["negation"]["quote_chars"]),
+        not_denials=tuple(data["negation"]["not_denials"]),
     )
 
 
@@ -880,6 +886,19 @@ def misbound_numbers(text: str, quotes: Sequence[str], question: str) -> list[st
         if any(group & elsewhere and not group & own_terms for group in near):
             problems.append(match.group(0).strip())
     return list(dict.fromkeys(problems))
+
+
+def unsupported_denial(text: str, quotes: Sequence[str]) -> bool:
+    """Whether the answer denies something while none of its quotes denies anything
+    (see ``[negation]`` in data/evidence.toml)."""
+    words = lexicon()
+    text = text.lower()
+    for phrase in words.not_denials:
+        text = text.replace(phrase, " ")
+    if not any(_cue_in(cue, text) for cue in words.negation_cues):
+        return False
+    return not any(_cue_in(cue, quote) or any(ch in quote for ch in words.negation_chars)
+                   for quote in quotes for cue in words.negation_cues)
 
 
 def _value(match: re.Match[str]) -> float:

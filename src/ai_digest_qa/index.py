@@ -36,10 +36,11 @@ from typing import Any
 import numpy as np
 
 from .checksums import file_sha256
-from .chunking import Chunk, Chunker
+from .chunking import Chunker
 from .cleaning import CLEANER_VERSION
-from .corpus import Document, DocumentError, discover, load_file
+from .corpus import DocumentError, discover, load_file
 from .embeddings import Embedder
+from .records import Chunk, Document
 from .textutils import KEYWORD_TOKENIZER_VERSION, detect_language, keyword_tokens
 from .vectorstores import (
     ChunkVectors,

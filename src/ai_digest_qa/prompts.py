@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # types only: prompts depend on no pipeline stage
-    from .retrieval import Passage
+from .records import Passage
 
 NOT_FOUND = {
     "zh": "资料中没有找到答案。",

@@ -7,40 +7,14 @@ Each step is a small component with a validated ``__init__`` and one ``run()``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from .config import Config
 from .embeddings import Embedder
 from .glossary import expand_query
 from .index import IndexStore
+from .records import Passage
 from .textutils import detect_language
-
-
-@dataclass(frozen=True)
-class Passage:
-    """A retrieved chunk with where it comes from. ``source_text[start:end] == text``.
-
-    ``start``/``end`` are character offsets into the document's cleaned text
-    (``Assistant.document(doc_id).text``). ``score`` is the fused (or reranked) score;
-    ``dense_score`` (cosine) and ``keyword_score`` (BM25) are the raw evidence, None
-    when that retriever did not return the chunk.
-    """
-
-    text: str
-    score: float
-    title: str
-    source: str
-    url: str | None
-    doc_id: str
-    chunk_id: str
-    start: int
-    end: int
-    language: str
-    section: str | None = None
-    kind: str = "document"
-    dense_score: float | None = None
-    keyword_score: float | None = None
-
 
 Ranked = list[tuple[str, float]]
 

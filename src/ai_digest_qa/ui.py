@@ -32,11 +32,11 @@ from urllib.parse import urlsplit
 import gradio as gr
 import numpy as np
 
-from .answer import CITATION_MARKER, Answer, Citation, Retrieval
+from .answer import CITATION_MARKER
 from .assistant import Assistant, QuestionError, validate_question
 from .config import Config, load_config
 from .index import IndexStore
-from .retrieval import Passage
+from .records import Answer, Citation, Passage, Retrieval
 from .textutils import detect_language
 
 log = logging.getLogger("ai_digest_qa.ui")
