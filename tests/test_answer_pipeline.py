@@ -158,6 +158,16 @@ def test_the_models_not_found_shows_the_quotes_when_the_evidence_is_strong(tiny)
     assert result.notice
 
 
+def test_the_models_not_found_is_believed_for_a_question_mostly_off_the_index(tiny):
+    # Strong relevance, but no name the index knows and mostly words it never has: the
+    # model's "not found" and the vocabulary agree.
+    llm = ScriptedLLM("资料中没有找到答案。")
+    question = "用大模型的思路帮我规划一条三天的成都旅游路线吧"
+    result, _ = answer(tiny, question, llm)
+    assert len(llm.requests) == 1  # it got as far as the model
+    assert result.abstained and result.abstention == "model-not-found"
+
+
 def test_an_llm_failure_falls_back_to_the_quotes_without_retrying(tiny):
     llm = ScriptedLLM(failing("the model crashed"))
     result, _ = answer(tiny, "ICML 2024 在哪个城市举办?", llm)

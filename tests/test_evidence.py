@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from ai_digest_qa.evidence import (
+    about_the_subject,
     analyse,
     choose_evidence,
     counted_words,
@@ -210,6 +211,8 @@ def test_a_count_needs_a_number_of_the_thing_counted():
     assert counted_words("Vision Mamba一共有多少参数?") == ["参数"]
     assert counted_words("一共接收了多少篇论文?") == ["论文"]
     assert counted_words("遵循哪几条设计原则?") == []  # "which ones", not "how many"
+    assert counted_words("How many GPUs were used?") == ["GPUs"]  # an acronym's plural
+    assert counted_words("How many ICML papers?") == []  # a name: what follows is unsure
     parameters = analyse("Vision Mamba一共有多少参数?")
     assert unmet_requirement(parameters, ["Vim比DeiT快2.8倍,节省86.8%的显存。"], []) == "count"
     assert unmet_requirement(parameters, ["Vim有2600万参数。"], []) is None
@@ -225,6 +228,10 @@ def test_a_number_after_a_lower_case_word_is_a_quantity_and_a_names_digits_are_n
     question = "What BLEU score did it get on WMT 2014?"
     assert states_quantity("Our model achieves 28.4 BLEU on the WMT 2014 task.", question)
     assert not states_quantity("GPT-4, Llama 2, phi-1.5 and the H100 on WMT 2014.", question)
+    # A size inside a hyphenated name is the name's: no score is stated here.
+    score = "Zephyr-7B在MT-Bench上拿了多少分?"
+    assert not states_quantity("Zephyr-7B surpasses Llama2-Chat-70B on MT-Bench.", score)
+    assert states_quantity("Mistral 7B has 7B parameters.", "How many parameters?")
 
 
 def test_each_part_of_a_hyphenated_term_must_be_covered():
@@ -251,3 +258,31 @@ def test_a_denial_needs_a_quote_that_denies():
                                   ["Zephyr-7B requires no human annotation."])
     assert not unsupported_denial("OpenAI did not disclose how GPT-4 was built.",
                                   ["但从GPT-4开始,OpenAI完全不提构建过程。"])
+
+
+def test_a_name_written_with_a_number_binds_like_a_versioned_name():
+    # "ICLR 2024": the year alone (in ICML 2024's title) must not let ICML's figures
+    # answer for ICLR.
+    words = Words(ICML, INDEX)
+    assert choose_evidence(analyse("What was the acceptance rate at ICLR 2024?", words),
+                           [ICML]) == []
+    assert choose_evidence(analyse("What was the acceptance rate at ICML 2024?", words),
+                           [ICML])
+    # A name with no number beside it stays a qualifier the sources may leave out.
+    assert choose_evidence(analyse("How many papers did the 2024 edition of ICML accept?",
+                                   words), [ICML])
+
+
+def test_what_is_asked_must_be_in_a_quote_about_the_subject():
+    able = Text("The ABLE-NeRF authors introduce an attention-based rendering framework.",
+                title="NeRF", language="en")
+    other = Text("Authors from Huazhong University proposed 4D Gaussian Splatting.",
+                 title="4DGS", language="en")
+    words = Words(able, other)
+    profile = analyse("Which university are the ABLE-NeRF authors from?", words)
+    found = choose_evidence(profile, [able, other], limit=3)
+    assert {e.passage for e in found} == {0, 1}  # the university is in the other one
+    about = about_the_subject(found)
+    assert [e.passage for e in about] == [0]
+    assert unmet_requirement(profile, [e.quote for e in about], []) == "university"
+    assert unmet_requirement(profile, [e.quote for e in found], []) is None

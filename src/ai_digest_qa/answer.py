@@ -36,6 +36,7 @@ from .embeddings import Embedder
 from .evidence import (
     Evidence,
     QuestionProfile,
+    about_the_subject,
     analyse,
     choose_evidence,
     misbound_numbers,
@@ -268,11 +269,11 @@ class Answerer:
                      time.perf_counter())
         yield self._retrieve(turn, top_k, cancel)
         answer = self._decide(turn)
-        if answer is None and self.llm is None:
-            answer = self._extractive(turn, self.llm_unavailable)
-        if answer is None:
+        if answer is None and self.llm is not None:
             answer = yield from self._generate(turn, self.llm, cancel)
         else:
+            if answer is None:
+                answer = self._extractive(turn, self.llm_unavailable)
             yield answer.text
         turn.timings["total"] = time.perf_counter() - turn.started
         yield answer
@@ -368,8 +369,9 @@ class Answerer:
             text = (NOT_COVERED[language].format(terms=_listing(names, language)) if names
                     else OFF_TOPIC[language])
             return turn.answer(text, "abstained", "none", abstention="not-covered")
-        unmet = unmet_requirement(profile, [e.quote for e in turn.evidence],
-                                  [turn.passages[e.passage].text for e in turn.evidence])
+        about = about_the_subject(turn.evidence)
+        unmet = unmet_requirement(profile, [e.quote for e in about],
+                                  [turn.passages[e.passage].text for e in about])
         if unmet is not None:
             # Asked for a quantity, a date, a rank, ... the quotes do not hold.
             return turn.answer(self._not_stated(profile, unmet, language), "abstained",
@@ -436,8 +438,14 @@ class Answerer:
 
     def _model_found_nothing(self, turn: _Turn) -> Answer:
         """The model says the quotes do not answer. It is believed only when the evidence
-        is weak too: small models also say so of quotes that do answer."""
-        if turn.relevance is not None and turn.relevance >= self.relevance.doubt_threshold:
+        is weak too (small models also say so of quotes that do answer), or when the
+        question names nothing the index knows and is mostly about words it never
+        contains: "明天北京会下雨吗?" meets a quote about weather data, not an answer."""
+        profile = turn.profile
+        off_topic = profile is not None and profile.unknown_share >= OFF_TOPIC_UNKNOWN_SHARE \
+            and not any(not c.text.isdigit() for c in profile.constraints)
+        if not off_topic and turn.relevance is not None \
+                and turn.relevance >= self.relevance.doubt_threshold:
             notice = ("the model found no answer in the quotes" if turn.language == "en"
                       else "模型认为引文没有回答问题")
             return self._extractive(turn, notice)

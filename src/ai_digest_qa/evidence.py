@@ -151,9 +151,9 @@ def _constraint(term: str, kind: str) -> Constraint:
     head, _, modifier = term.partition("-")
     if modifier.isalpha() and modifier.islower():  # "RNN-style" is "RNN"; "GPT-4" stays
         forms.add(head)
-    patterns = [_latin_pattern(f) for f in forms]
-    patterns += [re.compile(re.escape(normalise(t))) for t in glossary.to_chinese(term)]
-    return Constraint(term, tuple(patterns))
+    latin = [_latin_pattern(f) for f in forms]
+    chinese = [re.compile(re.escape(normalise(t))) for t in glossary.to_chinese(term)]
+    return Constraint(term, (*latin, *chinese))
 
 
 # --- reading a question ----------------------------------------------------------------
@@ -320,7 +320,10 @@ def _counted(question: str) -> tuple[list[str], str | None]:
     stop = lexicon().question_words
     for match in _HOW_MANY.finditer(question):
         for word in match.group(1).split()[:3]:
-            if word.lower() in stop or word[:1].isupper():
+            # A capitalised word is a name ("how many ICML papers"), except an acronym's
+            # plural, which is what is counted ("how many GPUs").
+            acronym = word.endswith("s") and word[:-1].isupper() and len(word) > 2
+            if word.lower() in stop or (word[:1].isupper() and not acronym):
                 break
             words.append(word)
     measures = lexicon().measure_words
@@ -430,10 +433,15 @@ _NAME_DIGITS = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z][A-Za-z]*[-\s]?|[A-Za-z]+-?)
                           r"(?![\d%]|[.,]\d)(?![kKmMbB万亿])")
 
 
+# A size inside a hyphenated name ("Llama2-Chat-70B", "Mistral-7B-Instruct") is part of
+# the name: "Zephyr-7B surpasses Llama2-Chat-70B" states no score.
+_SIZE_IN_NAME = re.compile(r"(?<=[A-Za-z]-)\d+(?:\.\d+)?[BMK](?![A-Za-z0-9])")
+
+
 def states_quantity(sentence: str, question: str) -> bool:
     """Whether ``sentence`` holds a number the question does not already give."""
     # Digits of names ("GPT-3", "Llama 2", "H100") count no quantity; "128k", "7B" do.
-    sentence = _NAME_DIGITS.sub(" ", sentence)
+    sentence = _NAME_DIGITS.sub(" ", _SIZE_IN_NAME.sub(" ", sentence))
     given = set(re.findall(r"\d+(?:\.\d+)?", normalise(question)))
     found = set(re.findall(r"\d+(?:\.\d+)?", normalise(sentence)))
     words = set(re.findall(r"[a-z]+", sentence.lower()))
@@ -565,10 +573,15 @@ def _is_heading(sentence: str) -> bool:
 
 
 class PassageLike(Protocol):
-    text: str
-    title: str
-    language: str
-    section: str | None
+    # Read-only (properties): a frozen record such as Passage provides them.
+    @property
+    def text(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def section(self) -> str | None: ...
 
 
 class SentenceEmbedder(Protocol):
@@ -599,6 +612,7 @@ class Evidence:
     # The sentences a "以下几项原则:" / "the following steps:" sentence announces.
     continuation: tuple[Sentence, ...] = ()
     boost: float = 0.0  # from the embedder's similarity, relative to the other candidates
+    named: int = 0  # how many of the question's names (not bare numbers) its window has
 
     @property
     def quote(self) -> str:
@@ -640,14 +654,15 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
     numbers, years: what binds a fact to its subject), it is no heading, and a metadata
     line only if the question asks for that field."""
     candidates: list[Evidence] = []
+    names = [c for c in profile.constraints if not c.text.isdigit()]
+    # Names with digits bind a fact to its subject ("GPT-4", "Claude 2", "2024"); a name
+    # without ("OpenAI" in "OpenAI's GPT-4 Turbo") only qualifies it, may be paragraphs
+    # away, and is not required: questions add what the sources leave out ("Microsoft's
+    # phi-1.5"), and requiring it turned answerable ones away. It still counts in what
+    # the quotes must hold: see about_the_subject.
+    binding = _binding(profile)
     for index, passage in enumerate(passages):
         frame = f"{passage.title} {passage.section or ''}"
-        # Names with digits bind a fact to its subject ("GPT-4", "Claude 2", "2024"); a
-        # name without ("OpenAI" in "OpenAI's GPT-4 Turbo") only qualifies it, may be
-        # paragraphs away, and weighs as a term instead.
-        # Names without digits are not required: questions add what the sources leave
-        # out ("Microsoft's phi-1.5"), and requiring it turned answerable ones away.
-        binding = [c for c in profile.constraints if any(ch.isdigit() for ch in c.text)]
         if missing_in(binding, passage.text + " " + frame):
             continue
         parts = sentences(passage.text)
@@ -680,8 +695,32 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
                 fit = QUANTITY_FIT if states_quantity(sentence.text, profile.question) \
                     else -QUANTITY_FIT
             candidates.append(Evidence(index, sentence, mass, coverage, 0.0, context, fit,
-                                       continuation))
+                                       continuation,
+                                       named=len(names) - len(missing_in(names, window))))
     return candidates
+
+
+def _binding(profile: QuestionProfile) -> list[Constraint]:
+    """The constraints every answering window must mention: names with digits, and a
+    name written with a number ("ICLR 2024", "CVPR 2024": the number alone would let
+    ICML 2024's figures answer for ICLR)."""
+    numbers_given = [c.text for c in profile.constraints if c.text.isdigit()]
+    return [c for c in profile.constraints
+            if any(ch.isdigit() for ch in c.text)
+            or any(re.search(rf"{re.escape(c.text)}\s*{n}(?!\d)", profile.question)
+                   for n in numbers_given)]
+
+
+def about_the_subject(evidence: Sequence[Evidence]) -> list[Evidence]:
+    """The quotes whose windows mention the most of the question's names.
+
+    Names without digits are not required of a quote (questions add what the sources
+    leave out: "Microsoft's phi-1.5"), but where some quotes do name them, one that does
+    not is about something else: what the question asks for must be in a quote about
+    its subject ("Which university are the ABLE-NeRF authors from?" is not answered by
+    another paper's 华中科技大学)."""
+    best = max((e.named for e in evidence), default=0)
+    return [e for e in evidence if e.named == best]
 
 
 _ANNOUNCES = re.compile(r"[:：]\s*$")
@@ -874,7 +913,7 @@ def misbound_numbers(text: str, quotes: Sequence[str], question: str) -> list[st
             continue
         near = _near_terms(normalise(text), match.start(), match.end())
         if not near:  # a bare "48 [1]" answers the question: its words are the number's
-            near = [g.tokens for g in analyse(question).groups]
+            near = [set(g.tokens) for g in analyse(question).groups]
         own = [terms for values, terms in numbered if value in values]
         others = [terms for values, terms in numbered if value not in values]
         if not own or not near:
