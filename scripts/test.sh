@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything (CPU-only torch first, then the package with its test extras) into
-# .venv and run the linter and the whole test suite, slow end-to-end tests included.
+# .venv and run the linter, the type checker and the whole test suite, slow end-to-end
+# tests included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Chromium and fonts for the browser test; without them (no root) that test is skipped.
@@ -12,4 +13,5 @@ python -m pip install --quiet --upgrade pip
 python -m pip install --quiet torch==2.13.0
 python -m pip install --quiet -e ".[st,milvus,test]"
 ruff check src tests app.py
+mypy src/ai_digest_qa
 python -m pytest -v "$@"

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal, overload
@@ -32,7 +32,7 @@ from .llm import ChatLLM, LLMError, make_llm
 from .records import Answer, Document, History, Passage, Retrieval
 from .retrieval import CrossEncoderReranker, HybridRetriever
 from .vectorstores import (
-    ChunkVectors,
+    FaissVectors,
     MilvusMissingError,
     MilvusVectors,
     VectorStoreUnavailable,
@@ -180,7 +180,7 @@ class Assistant:
                      _LazyEmbedder(self), chunker, config.embedding_batch_size,
                      progress, report, max_file_bytes=int(config.max_file_mb * 1e6))
 
-    def _new_vectors(self, kind: str, dimension: int) -> ChunkVectors:
+    def _new_vectors(self, kind: str, dimension: int) -> FaissVectors | MilvusVectors:
         """Empty vectors of ``kind``; a new Milvus collection is recorded first, so it is
         dropped once unused even if its build is killed."""
         vectors = create_vectors(kind, dimension, self.config.milvus_settings)
@@ -190,10 +190,10 @@ class Assistant:
     def migrate(self, to: str, progress: ProgressCallback | None = None) -> UpdateReport:
         """Move the index's vectors to backend ``to`` ("faiss" or "milvus") without
         re-embedding; resumable, with a count check at the end."""
-        changes: dict[str, str] = {"vector_store": to}
-        if to == "faiss":
-            changes["keyword_search"] = "local"  # Milvus's full-text search goes with it
-        self.config = replace(self.config, **changes)
+        if to == "faiss":  # Milvus's full-text search goes with it
+            self.config = replace(self.config, vector_store=to, keyword_search="local")
+        else:
+            self.config = replace(self.config, vector_store=to)
         with self._lock:
             self._store = None
             self._retriever = None
@@ -207,7 +207,7 @@ class Assistant:
                       batch: int = 2000) -> None:
         marker = self.config.index_dir / MIGRATION_MARKER
         source = {"source_generation": store.generation, "embedder": store.manifest.embedder}
-        target = None
+        target: FaissVectors | MilvusVectors | None = None
         if to == "milvus" and marker.is_file():  # resume an interrupted migration...
             try:
                 recorded = json.loads(marker.read_text(encoding="utf-8"))
@@ -266,18 +266,21 @@ class Assistant:
     def ask_stream(self, question: str, *, history: History | None = ...,
                    top_k: int | None = ..., llm: str | ChatLLM | None = ...,
                    cancel: threading.Event | None = ...,
-                   include_retrieval: Literal[False] = ...) -> Iterator[str | Answer]: ...
+                   include_retrieval: Literal[False] = ...
+                   ) -> Generator[str | Answer, None, None]: ...
 
     @overload
     def ask_stream(self, question: str, *, history: History | None = ...,
                    top_k: int | None = ..., llm: str | ChatLLM | None = ...,
                    cancel: threading.Event | None = ...,
-                   include_retrieval: Literal[True]) -> Iterator[str | Retrieval | Answer]: ...
+                   include_retrieval: Literal[True]
+                   ) -> Generator[str | Retrieval | Answer, None, None]: ...
 
     def ask_stream(self, question: str, *, history: History | None = None,
                    top_k: int | None = None, llm: str | ChatLLM | None = None,
                    cancel: threading.Event | None = None,
-                   include_retrieval: bool = False) -> Iterator[str | Retrieval | Answer]:
+                   include_retrieval: bool = False
+                   ) -> Generator[str | Retrieval | Answer, None, None]:
         """Yield the answer's text as it is generated, then the final :class:`Answer`.
 
         With ``include_retrieval`` a :class:`Retrieval` (the passages) comes first, as

@@ -34,10 +34,11 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
+from llama_index.core.base.response.schema import Response
 from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import NodeWithScore
+from llama_index.core.schema import NodeWithScore, TextNode
 from pydantic import Field, PrivateAttr
 
 from .answer import _is_abstention
@@ -267,27 +268,38 @@ class LlamaIndexBaseline:
         timings: dict[str, float] = {}
         engine = index.as_query_engine(
             llm=model, similarity_top_k=top_k or DEFAULT_SIMILARITY_TOP_K)
-        base = dict(question=question, language=language, llm=model.model_name,
-                    mode="baseline", timings=timings, standalone_question=question)
+
+        def answer(text: str, citations: list[Citation], abstained: bool,
+                   passages: list[Passage] | None = None, notice: str | None = None) -> Answer:
+            return Answer(question=question, text=text, citations=citations,
+                          abstained=abstained, language=language, llm=model.model_name,
+                          # records.AnswerMode has no "baseline" yet (it names only the
+                          # assistant's modes); the value is what callers test for.
+                          mode="baseline",
+                          timings=timings, passages=passages or [], notice=notice,
+                          standalone_question=question)
+
         try:
             response = engine.query(question)
         except LLMError as exc:
             timings["total"] = time.perf_counter() - started
-            return Answer(text="", citations=[], abstained=False, notice=str(exc), **base)
+            return answer("", [], False, notice=str(exc))
         timings["total"] = time.perf_counter() - started
+        if not isinstance(response, Response):  # only a streaming engine returns others
+            raise TypeError(f"unexpected query engine response {type(response).__name__}")
         passages = [_passage(n) for n in response.source_nodes]
         text = (response.response or "").strip()
         abstained = not text or text == EMPTY_RESPONSE or _is_abstention(text)
-        return Answer(text=text,
-                      citations=[Citation(f"[{i}]", p) for i, p in enumerate(passages, 1)],
-                      abstained=abstained, passages=passages, **base)
+        return answer(text, [Citation(f"[{i}]", p) for i, p in enumerate(passages, 1)],
+                      abstained, passages)
 
 
 def _passage(node_with_score: NodeWithScore) -> Passage:
     node = node_with_score.node
     meta = node.metadata
     text = node.get_content()
-    start, end = node.start_char_idx, node.end_char_idx
+    start, end = ((node.start_char_idx, node.end_char_idx) if isinstance(node, TextNode)
+                  else (None, None))
     if start is None or end is None:
         start, end = 0, len(text)
     return Passage(

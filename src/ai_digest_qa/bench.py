@@ -31,6 +31,7 @@ import numpy as np
 
 from .answer import focus_passages
 from .assistant import Assistant
+from .config import Config
 from .evaluation import EvalQuestion
 from .index import _embed_text
 from .prompts import answer_messages
@@ -204,7 +205,7 @@ def bench_answers(assistant: Assistant, questions: list[EvalQuestion],
                 values.append(value)
         return statistics.fmean(values) if values else float("nan")
 
-    summary = {"llm": getattr(model, "name", llm), "n": len(rows),
+    summary: dict[str, Any] = {"llm": getattr(model, "name", llm), "n": len(rows),
                "first_token_s": mean("first_token_s"), "total_s": mean("total_s"),
                "tokens_per_s": mean("tokens_per_s"),
                "raw_tokens_per_s": mean("raw", "tokens_per_s"),
@@ -360,7 +361,7 @@ def bench_milvus_corpus(assistant: Assistant, questions: list[EvalQuestion],
         copy = Path(folder) / "index"
         shutil.copytree(assistant.config.index_dir, copy,
                         ignore=shutil.ignore_patterns("milvus.db", "*.lock", "feedback.jsonl"))
-        variants = {
+        variants: dict[str, Assistant | Config] = {
             "faiss + local bm25": assistant,
             # A Milvus Lite file inside the copy, never the user's own Milvus.
             "milvus + local bm25": replace(assistant.config, index_dir=copy, milvus_uri="",
@@ -559,8 +560,8 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
         report.answers = bench_answers(assistant, picked, llm)
         report.memory["after answering"] = current_rss_mb()
     if formats and llm == "local":
-        step = max(len(answerable) // format_prompts, 1)
-        report.formats = bench_formats(assistant, answerable[::step][:format_prompts],
+        stride = max(len(answerable) // format_prompts, 1)
+        report.formats = bench_formats(assistant, answerable[::stride][:format_prompts],
                                        formats, format_accuracy)
     if versus > 0:  # answerable ones: an instant abstention would flatter the figures
         report.versus = bench_default_against_previous(
@@ -644,8 +645,9 @@ def bench_formats(assistant: Assistant, questions: list[EvalQuestion],
             for fmt in formats:
                 runs[fmt][kind].append(_raw_completion(
                     servers[fmt], prompt[kind], config.max_answer_tokens, 0.0))
-    table = {fmt: {kind: _speed_summary(rows) for kind, rows in by_kind.items()}
-             for fmt, by_kind in runs.items()}
+    table: dict[str, dict[str, Any]] = {
+        fmt: {kind: _speed_summary(rows) for kind, rows in by_kind.items()}
+        for fmt, by_kind in runs.items()}
     for fmt in formats:
         table[fmt]["file_mb"] = paths[fmt].stat().st_size / 1e6
     del servers
@@ -667,7 +669,7 @@ def _speed_summary(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _format_accuracy(assistant: Assistant, questions: list[EvalQuestion], fmt: str
-                     ) -> dict[str, float]:
+                     ) -> dict[str, float] | dict[str, dict[str, float]]:
     from .evaluation import evaluate_answers
 
     other = Assistant(replace(assistant.config, local_model_format=fmt))

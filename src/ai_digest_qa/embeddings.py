@@ -22,8 +22,12 @@ from .config import Config
 class Embedder(Protocol):
     """Turns questions and passages into L2-normalised float32 vectors."""
 
-    name: str
-    dimension: int
+    # Read-only: an attribute or a property satisfies them.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
 
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 

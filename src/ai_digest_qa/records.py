@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 History = Sequence[tuple[str, str]]
-AnswerMode = Literal["llm", "extractive", "abstained"]
+# "baseline": the plain llama-index comparison (baseline.py).
+AnswerMode = Literal["llm", "extractive", "abstained", "baseline"]
 
 
 # Why an answer abstained: nothing retrieved, a name the index never mentions, no

@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 from functools import lru_cache
+from typing import Any
 
 # Bump whenever keyword_tokens() changes: indexes record it and re-tokenize their chunks.
 KEYWORD_TOKENIZER_VERSION = 2
@@ -46,7 +47,7 @@ def detect_language(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _jieba():  # noqa: ANN202 - returns the configured jieba module
+def _jieba() -> Any:  # the configured jieba module (untyped library)
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -56,7 +57,7 @@ def _jieba():  # noqa: ANN202 - returns the configured jieba module
 
 
 @lru_cache(maxsize=1)
-def _stemmer():  # noqa: ANN202 - a PyStemmer Stemmer
+def _stemmer() -> Any:  # a PyStemmer Stemmer (untyped library)
     import Stemmer
 
     return Stemmer.Stemmer("english")

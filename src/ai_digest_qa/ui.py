@@ -73,7 +73,7 @@ LABELS = {
 I18N = gr.I18n(en=LABELS["en"], zh=LABELS["zh"], **{"zh-CN": LABELS["zh"],
                                                        "zh-TW": LABELS["zh"]})
 
-MESSAGES = {
+MESSAGES: dict[str, dict[str, str]] = {
     "en": {
         "indexing": "⏳ Building the index: {done}/{total} passages embedded…",
         "indexing_start": "⏳ Reading the corpus…",
@@ -98,7 +98,6 @@ MESSAGES = {
         "thanks_up": "Thanks! Saved as helpful.", "thanks_down": "Thanks! Saved as unhelpful.",
         "no_feedback": "Only answers can be rated.",
         "meta": "{llm} · {seconds:.1f} s",
-        "columns": ["Title", "Language", "Kind", "Passages", "Source"],
     },
     "zh": {
         "indexing": "⏳ 正在建立索引:已嵌入 {done}/{total} 个段落…",
@@ -123,8 +122,12 @@ MESSAGES = {
         "thanks_up": "谢谢!已记为有帮助。", "thanks_down": "谢谢!已记为没有帮助。",
         "no_feedback": "只能评价回答。",
         "meta": "{llm} · {seconds:.1f} 秒",
-        "columns": ["标题", "语言", "类型", "段落数", "来源"],
     },
+}
+# The document table's headers.
+COLUMNS = {
+    "en": ["Title", "Language", "Kind", "Passages", "Source"],
+    "zh": ["标题", "语言", "类型", "段落数", "来源"],
 }
 
 MODES = [("本地模型 Local LLM", "local"), ("托管接口 Hosted (OpenAI-compatible)", "openai"),
@@ -207,6 +210,7 @@ def render_source_card(turn: int, number: int, passage: dict[str, Any],
     section = (f' · {html.escape(passage["section"])}' if passage.get("section") else "")
     status = words["cited"] if citation else words["related" if abstained else "not_cited"]
     classes = "src-card cited" if citation else "src-card"
+    span = citation["span"] if citation else None
     return (
         f'<div class="{classes}" id="src-{turn}-{number}">'
         f'<div class="src-head"><span class="src-num">[{number}]</span> '
@@ -214,7 +218,7 @@ def render_source_card(turn: int, number: int, passage: dict[str, Any],
         f'<div class="src-loc"><span class="src-badge">{language_badge}</span>'
         f'<span class="src-badge src-status">{status}</span> {location}{section} · '
         f'{words["chars"].format(start=passage["start"], end=passage["end"])}</div>'
-        f'<div class="src-text">{_highlighted(passage["text"], citation and citation["span"])}'
+        f'<div class="src-text">{_highlighted(passage["text"], span)}'
         f"</div></div>"
     )
 
@@ -413,7 +417,8 @@ class ChatApp:
         self.config = assistant.config
         self.root = self.config.corpus_dir.parent
         self.warmup = warmup or Warmup(assistant, load_llm=False).start()
-        self.feedback = FeedbackLog(self.config.feedback_file)  # type: ignore[arg-type]
+        assert self.config.feedback_file is not None  # Config.__post_init__ sets it
+        self.feedback = FeedbackLog(self.config.feedback_file)
         self._cancels: dict[str, threading.Event] = {}
         # Bumped by "New conversation": a running answer of an older conversation then
         # stops drawing, instead of writing the cleared chat back.
@@ -557,7 +562,7 @@ class ChatApp:
         rows = [[d.title, d.language, d.kind, counts.get(d.doc_id, 0),
                  d.url or _display_path(d.source, self.root)]
                 for d in sorted(store.documents.values(), key=lambda d: d.doc_id)]
-        return gr.Dataframe(value=rows, headers=MESSAGES[language]["columns"])
+        return gr.Dataframe(value=rows, headers=COLUMNS[language])
 
     # -- layout --
 
@@ -573,7 +578,9 @@ class ChatApp:
                     chatbot = gr.Chatbot(
                         elem_id="chat", label=I18N("chat"), height=520, buttons=["copy"],
                         latex_delimiters=[], feedback_options=("Like", "Dislike"),
-                        group_consecutive_messages=False, placeholder=I18N("chat_placeholder"))
+                        group_consecutive_messages=False,
+                        # Gradio translates I18nData here too; its hint says only str.
+                        placeholder=I18N("chat_placeholder"))  # type: ignore[arg-type]
                     with gr.Row():
                         question = gr.Textbox(
                             elem_id="question", placeholder=I18N("placeholder"),
@@ -594,23 +601,24 @@ class ChatApp:
                     sources = gr.HTML(render_sources([], "en"), elem_id="sources")
                     with gr.Accordion(I18N("documents"), open=False):
                         documents = gr.Dataframe(
-                            headers=MESSAGES["en"]["columns"], interactive=False, wrap=True,
+                            headers=COLUMNS["en"], interactive=False, wrap=True,
                             elem_id="documents")
             timer = gr.Timer(1.0)
 
-            answer = dict(fn=self.answer, inputs=[question, mode, top_k, turns],
-                          outputs=[chatbot, question, sources, turns],
-                          concurrency_limit=config.ui_concurrency, concurrency_id="answer",
-                          show_progress="hidden")
+            answer: dict[str, Any] = dict(
+                fn=self.answer, inputs=[question, mode, top_k, turns],
+                outputs=[chatbot, question, sources, turns],
+                concurrency_limit=config.ui_concurrency, concurrency_id="answer",
+                show_progress="hidden")
             question.submit(**answer, api_name="ask")
-            send.click(**answer, api_name=False)
-            stop.click(self.stop, None, None, queue=False, api_name=False)
+            send.click(**answer, api_visibility="private")
+            stop.click(self.stop, None, None, queue=False, api_visibility="private")
             new_chat.click(self.new_conversation, None, [chatbot, question, sources, turns],
-                           queue=False, api_name=False)
-            chatbot.like(self.rate, [turns], None, queue=False, api_name=False)
-            timer.tick(self.status, None, [status, documents, timer], api_name=False,
+                           queue=False, api_visibility="private")
+            chatbot.like(self.rate, [turns], None, queue=False, api_visibility="private")
+            timer.tick(self.status, None, [status, documents, timer], api_visibility="private",
                        show_progress="hidden")
-            blocks.load(self.status, None, [status, documents, timer], api_name=False)
+            blocks.load(self.status, None, [status, documents, timer], api_visibility="private")
         return blocks
 
 
@@ -630,7 +638,10 @@ def launch(config: Config | None = None, *, block: bool = True) -> ChatApp:
     assistant = Assistant(config)
     app = ChatApp(assistant, Warmup(assistant, load_llm=config.llm_backend != "extractive")
                   .start())
-    auth = tuple(config.ui_auth.split(":", 1)) if config.ui_auth else None
+    auth: tuple[str, str] | None = None
+    if config.ui_auth:  # "user:password": Config checks the colon
+        user, _, password = config.ui_auth.partition(":")
+        auth = (user, password)
     if (config.ui_share or not is_loopback(config.ui_host)) and auth is None:
         log.warning("The UI is reachable from other machines (%s) with no password: set "
                     "ui_auth = \"user:password\" (AI_DIGEST_QA_UI_AUTH).",

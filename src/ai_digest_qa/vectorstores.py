@@ -20,15 +20,19 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .config import VECTOR_STORES, ConfigError, mask_url_credentials
+
+if TYPE_CHECKING:
+    import faiss
+    from llama_index.vector_stores.faiss import FaissMapVectorStore
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ class ChunkVectors(Protocol):
 # --- FAISS ---------------------------------------------------------------------------
 
 
-def _faiss_store_class() -> type:
+def _faiss_store_class() -> type[FaissMapVectorStore]:
     """FaissMapVectorStore with the fixes we need, built lazily (llama-index is slow to import).
 
     Why wrap llama-index's ``FaissMapVectorStore``: it assigns each new vector the id
@@ -76,12 +80,11 @@ def _faiss_store_class() -> type:
     updates delete), and it adds vectors one at a time. We allocate ids from a counter
     that only grows and add in one batch; the rest (query, delete, JSON id map) is theirs.
     """
-    import faiss
     from llama_index.core.schema import BaseNode
     from llama_index.vector_stores.faiss import FaissMapVectorStore
 
     class ChunkVectorStore(FaissMapVectorStore):
-        def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
+        def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
             if not nodes:
                 return []
             start = max(self._faiss_id_to_node_id_map, default=-1) + 1
@@ -92,10 +95,6 @@ def _faiss_store_class() -> type:
                 self._node_id_to_faiss_id_map[node.node_id] = faiss_id
                 self._faiss_id_to_node_id_map[faiss_id] = node.node_id
             return [node.node_id for node in nodes]
-
-        @classmethod
-        def empty(cls, dimension: int) -> ChunkVectorStore:
-            return cls(faiss_index=faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
 
     return ChunkVectorStore
 
@@ -108,29 +107,32 @@ def choose_faiss_index(chunks: int, flat_limit: int = FLAT_LIMIT,
     return "hnsw" if chunks <= hnsw_limit else "ivf"
 
 
-def make_faiss_index(kind: str, dimension: int, vectors: np.ndarray) -> Any:
+def make_faiss_index(kind: str, dimension: int, vectors: np.ndarray) -> faiss.Index:
     """An inner-product FAISS index of ``kind`` holding ``vectors`` (ids = row numbers)."""
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index: faiss.Index
     if kind == "flat":
         index = faiss.IndexFlatIP(dimension)
+        index.add(vectors)
     elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
+        hnsw = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 80
+        hnsw.add(vectors)
+        hnsw.hnsw.efSearch = 128
+        index = hnsw
     elif kind == "ivf":
         lists = max(1, min(int(4 * np.sqrt(len(vectors))), len(vectors) // 39))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, lists,
-                                   faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, lists,
+                                 faiss.METRIC_INNER_PRODUCT)
         sample = vectors[np.random.default_rng(0).permutation(len(vectors))[:lists * 40]]
-        index.train(sample)
+        ivf.train(sample)
+        ivf.add(vectors)
+        ivf.nprobe = 16
+        index = ivf
     else:
         raise ValueError(f"unknown FAISS index type {kind!r}; use flat, hnsw or ivf")
-    index.add(vectors)
-    if kind == "hnsw":
-        index.hnsw.efSearch = 128
-    elif kind == "ivf":
-        index.nprobe = 16
     return index
 
 
@@ -152,7 +154,10 @@ class FaissVectors:
 
     @classmethod
     def empty(cls, dimension: int) -> FaissVectors:
-        return cls(_faiss_store_class().empty(dimension))
+        import faiss
+
+        store_class = _faiss_store_class()
+        return cls(store_class(faiss_index=faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))))
 
     @classmethod
     def load(cls, folder: Path) -> FaissVectors:

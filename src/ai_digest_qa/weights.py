@@ -137,9 +137,9 @@ def convert(source: Path, target: Path, fmt: str) -> None:
     for name, value in reader.fields.items():
         if name.startswith("GGUF.") or name == "general.architecture":
             continue  # written by the writer itself
-        kind = value.types[0]
-        sub = value.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(name, value.contents(), kind, sub_type=sub)
+        value_type = value.types[0]
+        sub = value.types[-1] if value_type == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(name, value.contents(), value_type, sub_type=sub)
     for tensor in reader.tensors:
         data, kind = tensor.data, tensor.tensor_type
         if kind in slow and kind != wanted and tensor.name != "token_embd.weight":
