@@ -194,3 +194,15 @@ def tiny_pdf(text: str) -> bytes:
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
         len(objects) + 1, xref)
     return bytes(out)
+
+
+# Tests that need the real corpus index (built with the real embedder, about a minute)
+# or the real model are end-to-end tests: they are marked slow wherever they are, so
+# that `pytest -m "not slow"` is the fast loop of fakes and small real components.
+REAL_FIXTURES = {"corpus_assistant", "baseline", "model_path"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
