@@ -246,6 +246,21 @@ def test_an_answer_denying_what_the_quote_states_is_rejected(tiny):
     assert result.mode == "llm" and result.notice is None
 
 
+def test_an_answer_without_what_was_asked_or_restating_the_question_is_rejected(tiny):
+    # "How many" answered with no number; then the question given back as the answer.
+    llm = ScriptedLLM("ICML 2024 accepted papers [1].", "ICML 2024 accepted papers [1].")
+    result, _ = answer(tiny, "How many papers did ICML 2024 accept?", llm)
+    assert result.mode == "extractive" and "quantity" in (result.notice or "")
+    assert "2,609" in result.text
+    echo = "Which city hosts ICML 2024? [1]"
+    llm = ScriptedLLM(echo, echo)
+    result, _ = answer(tiny, "Which city hosts ICML 2024?", llm)
+    assert result.mode == "extractive" and "restates" in (result.notice or "")
+    llm = ScriptedLLM("ICML 2024 accepted 2,609 papers [1].")
+    result, _ = answer(tiny, "How many papers did ICML 2024 accept?", llm)
+    assert result.mode == "llm" and result.notice is None
+
+
 def test_the_passages_strategy_reads_whole_passages(tiny):
     llm = ScriptedLLM("ICML 2024 在维也纳举行 [1]。")
     result, _ = answer(tiny, "ICML 2024 在哪个城市举办?", llm, answer_strategy="passages")

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from ai_digest_qa.evidence import (
     about_the_subject,
     analyse,
+    answer_lacks,
     choose_evidence,
     counted_words,
     latin_names,
@@ -286,3 +287,13 @@ def test_what_is_asked_must_be_in_a_quote_about_the_subject():
     assert [e.passage for e in about] == [0]
     assert unmet_requirement(profile, [e.quote for e in about], []) == "university"
     assert unmet_requirement(profile, [e.quote for e in found], []) is None
+
+
+def test_an_answer_must_hold_what_the_question_asks_for():
+    how_many = analyse("How many papers did ICML 2024 accept?")
+    assert answer_lacks(how_many, "ICML 2024 accepted many papers.") == "quantity"
+    assert answer_lacks(how_many, "It accepted 2,609 papers.") is None
+    assert answer_lacks(analyse("GPT-4 Turbo是哪一天发布的?"), "GPT-4 Turbo于2023年发布。") == "day"
+    assert answer_lacks(analyse("Which city hosts ICML 2024?"), "Which city hosts ICML 2024?") \
+        == "restated"
+    assert answer_lacks(analyse("Which city hosts ICML 2024?"), "Vienna.") is None

@@ -38,6 +38,7 @@ from .evidence import (
     QuestionProfile,
     about_the_subject,
     analyse,
+    answer_lacks,
     choose_evidence,
     misbound_numbers,
     normalise,
@@ -484,6 +485,13 @@ class Answerer:
             if misbound:
                 return text, (f"the sources give {', '.join(misbound)} for something else"
                               if en else f"资料中的{'、'.join(misbound)}说的是别的")
+            lacking = answer_lacks(turn.profile, content) if turn.profile else None
+            if lacking == "restated":
+                return text, ("the answer only restates the question" if en
+                              else "回答只是复述了问题")
+            if lacking is not None:
+                what = NOT_STATED[turn.language][lacking]
+                return text, f"the answer gives no {what}" if en else f"回答没有给出{what}"
             if unsupported_denial(content, quotes):
                 return text, ("the answer denies what the sources state" if en
                               else "回答否定了资料的说法")

@@ -58,6 +58,7 @@ class Lexicon:
     negation_cues: tuple[str, ...]
     negation_chars: frozenset[str]
     not_denials: tuple[str, ...]
+    wh_cues: tuple[str, ...]
 
 
 @lru_cache(maxsize=1)
@@ -80,6 +81,7 @@ def lexicon() -> Lexicon:
         negation_cues=tuple(data["negation"]["answer"]),
         negation_chars=frozenset(data["negation"]["quote_chars"]),
         not_denials=tuple(data["negation"]["not_denials"]),
+        wh_cues=tuple(data["restatement"]["wh_cues"]),
     )
 
 
@@ -411,6 +413,22 @@ def unmet_requirement(profile: QuestionProfile, quotes: Sequence[str],
     if profile.compares and len(names) >= 2 and not any(
             not missing_in(names, text) for text in passage_texts):
         return "comparison"
+    return None
+
+
+def answer_lacks(profile: QuestionProfile, answer: str) -> str | None:
+    """What the answer leaves out of what the question asks for: its answer type ("day",
+    "money") or, for "how many", any quantity; or "restated" when a question asking for
+    something (``[restatement]`` in data/evidence.toml) gets only its own words back.
+    None when it may answer. The quotes are checked the same way by :func:`unmet_requirement`."""
+    if profile.answer_type is not None:
+        if not states_answer_type(profile, answer):
+            return profile.answer_type
+    elif profile.wants_number and not states_quantity(answer, profile.question):
+        return "quantity"
+    asks_for_new = any(_cue_in(cue, profile.question) for cue in lexicon().wh_cues)
+    if asks_for_new and not set(keyword_tokens(answer)) - set(keyword_tokens(profile.question)):
+        return "restated"
     return None
 
 
