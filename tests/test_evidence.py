@@ -297,3 +297,26 @@ def test_an_answer_must_hold_what_the_question_asks_for():
     assert answer_lacks(analyse("Which city hosts ICML 2024?"), "Which city hosts ICML 2024?") \
         == "restated"
     assert answer_lacks(analyse("Which city hosts ICML 2024?"), "Vienna.") is None
+
+
+def test_faithful_answers_are_not_taken_for_denials_or_restatements():
+    # Quotes that deny in other words, a leading "No,", "No. 1".
+    assert not unsupported_denial("DPO does not need a reward model.",
+                                  ["DPO optimizes directly, without a separate reward model."])
+    assert not unsupported_denial("DPO没有使用奖励模型。", ["It works without a reward model."])
+    assert not unsupported_denial("No, GPT-4 is proprietary.", ["GPT-4 is a proprietary model."])
+    assert not unsupported_denial("Llama 2 ranked No. 1.", ["Llama 2 ranked first."])
+    # A choice, a yes/no question, a cue's characters inside another word.
+    assert answer_lacks(analyse("Which is faster, Mamba or the Transformer?"),
+                        "Mamba is faster.") is None
+    assert answer_lacks(analyse("哪怕数据很少,DPO也有效吗?"), "哪怕数据很少,DPO也有效。") is None
+    assert answer_lacks(analyse("ICML 2024 接受了十几篇论文吗?"), "接受了十几篇。") is None
+
+
+def test_a_names_boundary_and_sizes_inside_names():
+    from ai_digest_qa.evidence import _binding
+    # "ML" inside "ICML 2024" is not "ML" written with 2024.
+    assert [c.text for c in _binding(analyse("Which ML papers won awards at ICML 2024?"))] \
+        == ["ICML", "2024"]
+    assert not states_quantity("Zephyr-7B beats Llama-2-70B-Chat and zephyr-7b.", "How many?")
+    assert states_quantity("It comes in 3-7B sizes.", "How many?")  # a range, not a name

@@ -41,6 +41,7 @@ from .evidence import (
     answer_lacks,
     choose_evidence,
     misbound_numbers,
+    names_of,
     normalise,
     unknown_names,
     unmet_requirement,
@@ -444,7 +445,7 @@ class Answerer:
         contains: "明天北京会下雨吗?" meets a quote about weather data, not an answer."""
         profile = turn.profile
         off_topic = profile is not None and profile.unknown_share >= OFF_TOPIC_UNKNOWN_SHARE \
-            and not any(not c.text.isdigit() for c in profile.constraints)
+            and not names_of(profile)  # any name left is known: unknown ones abstained
         if not off_topic and turn.relevance is not None \
                 and turn.relevance >= self.relevance.doubt_threshold:
             notice = ("the model found no answer in the quotes" if turn.language == "en"
@@ -485,7 +486,10 @@ class Answerer:
             if misbound:
                 return text, (f"the sources give {', '.join(misbound)} for something else"
                               if en else f"资料中的{'、'.join(misbound)}说的是别的")
-            lacking = answer_lacks(turn.profile, content) if turn.profile else None
+            # A follow-up asks for what its own words ask for: a standalone question
+            # with the earlier one appended also carries that one's "which year".
+            asked = analyse(turn.question) if turn.history else turn.profile
+            lacking = answer_lacks(asked, content) if asked else None
             if lacking == "restated":
                 return text, ("the answer only restates the question" if en
                               else "回答只是复述了问题")

@@ -59,6 +59,9 @@ class Lexicon:
     negation_chars: frozenset[str]
     not_denials: tuple[str, ...]
     wh_cues: tuple[str, ...]
+    not_wh: tuple[str, ...]
+    choice_cues: tuple[str, ...]
+    quote_denials: tuple[str, ...]
 
 
 @lru_cache(maxsize=1)
@@ -82,6 +85,9 @@ def lexicon() -> Lexicon:
         negation_chars=frozenset(data["negation"]["quote_chars"]),
         not_denials=tuple(data["negation"]["not_denials"]),
         wh_cues=tuple(data["restatement"]["wh_cues"]),
+        not_wh=tuple(data["restatement"]["not_wh"]),
+        choice_cues=tuple(data["restatement"]["choice_cues"]),
+        quote_denials=tuple(data["negation"]["quote_words"]),
     )
 
 
@@ -426,7 +432,15 @@ def answer_lacks(profile: QuestionProfile, answer: str) -> str | None:
             return profile.answer_type
     elif profile.wants_number and not states_quantity(answer, profile.question):
         return "quantity"
-    asks_for_new = any(_cue_in(cue, profile.question) for cue in lexicon().wh_cues)
+    words = lexicon()
+    question = profile.question
+    for phrase in words.not_wh:
+        question = question.replace(phrase, " ")
+    # A choice ("A or B?", "A还是B?") and a yes/no question may be answered in their words.
+    asks_for_new = (any(_cue_in(cue, question) for cue in words.wh_cues)
+                    and not profile.compares
+                    and not any(_cue_in(cue, question) for cue in words.choice_cues)
+                    and not question.rstrip(" ?？。").endswith(("吗", "呢")))
     if asks_for_new and not set(keyword_tokens(answer)) - set(keyword_tokens(profile.question)):
         return "restated"
     return None
@@ -442,7 +456,7 @@ def _cue_in(cue: str, question: str) -> bool:
 
 
 _QUANTITY = re.compile(
-    r"\d|[一二两三四五六七八九十百千万亿]+(?:个|篇|倍|分|位|年|月|天|种|次|亿|万)")
+    r"\d|[一二两三四五六七八九十百千万亿几]+(?:个|篇|倍|分|位|年|月|天|种|次|亿|万)")
 
 
 # A name's digits: glued or hyphenated ("H100", "phi-1.5"), or after a capitalised word
@@ -453,7 +467,8 @@ _NAME_DIGITS = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z][A-Za-z]*[-\s]?|[A-Za-z]+-?)
 
 # A size inside a hyphenated name ("Llama2-Chat-70B", "Mistral-7B-Instruct") is part of
 # the name: "Zephyr-7B surpasses Llama2-Chat-70B" states no score.
-_SIZE_IN_NAME = re.compile(r"(?<=[A-Za-z]-)\d+(?:\.\d+)?[BMK](?![A-Za-z0-9])")
+_SIZE_IN_NAME = re.compile(r"(?<![\w.-])[A-Za-z][\w.]*(?:-[\w.]+)*-\d+(?:\.\d+)?[BMK](?![\w])",
+                           re.I)
 
 
 def states_quantity(sentence: str, question: str) -> bool:
@@ -672,7 +687,7 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
     numbers, years: what binds a fact to its subject), it is no heading, and a metadata
     line only if the question asks for that field."""
     candidates: list[Evidence] = []
-    names = [c for c in profile.constraints if not c.text.isdigit()]
+    names = names_of(profile)
     # Names with digits bind a fact to its subject ("GPT-4", "Claude 2", "2024"); a name
     # without ("OpenAI" in "OpenAI's GPT-4 Turbo") only qualifies it, may be paragraphs
     # away, and is not required: questions add what the sources leave out ("Microsoft's
@@ -722,23 +737,32 @@ def _binding(profile: QuestionProfile) -> list[Constraint]:
     """The constraints every answering window must mention: names with digits, and a
     name written with a number ("ICLR 2024", "CVPR 2024": the number alone would let
     ICML 2024's figures answer for ICLR)."""
-    numbers_given = [c.text for c in profile.constraints if c.text.isdigit()]
+    numbers_given = [c.text for c in profile.constraints if is_number(c.text)]
     return [c for c in profile.constraints
             if any(ch.isdigit() for ch in c.text)
-            or any(re.search(rf"{re.escape(c.text)}\s*{n}(?!\d)", profile.question)
+            or any(re.search(rf"(?<![A-Za-z0-9]){re.escape(c.text)}\s*{re.escape(n)}(?!\d)",
+                             profile.question)
                    for n in numbers_given)]
 
 
+def names_of(profile: QuestionProfile) -> list[Constraint]:
+    """The question's constraints that are names, not bare numbers ("GPT-4", "ICML";
+    not "2024", "1,000")."""
+    return [c for c in profile.constraints if not is_number(c.text)]
+
+
 def about_the_subject(evidence: Sequence[Evidence]) -> list[Evidence]:
-    """The quotes whose windows mention the most of the question's names.
+    """The quotes whose windows mention one of the question's names, where any does.
 
     Names without digits are not required of a quote (questions add what the sources
     leave out: "Microsoft's phi-1.5"), but where some quotes do name them, one that does
     not is about something else: what the question asks for must be in a quote about
     its subject ("Which university are the ABLE-NeRF authors from?" is not answered by
     another paper's 华中科技大学)."""
-    best = max((e.named for e in evidence), default=0)
-    return [e for e in evidence if e.named == best]
+    # One name is enough: a quote naming "Microsoft" beside "phi-1.5" is no more about
+    # phi-1.5 than one naming phi-1.5 alone.
+    best = min(max((e.named for e in evidence), default=0), 1)
+    return [e for e in evidence if e.named >= best]
 
 
 _ANNOUNCES = re.compile(r"[:：]\s*$")
@@ -949,13 +973,19 @@ def unsupported_denial(text: str, quotes: Sequence[str]) -> bool:
     """Whether the answer denies something while none of its quotes denies anything
     (see ``[negation]`` in data/evidence.toml)."""
     words = lexicon()
-    text = text.lower()
+    text = _LEADING_YES_NO.sub("", text.lower())  # "No, it is proprietary" denies nothing
+    text = _NUMBER_SIGN.sub(" ", text)  # "No. 1"
     for phrase in words.not_denials:
         text = text.replace(phrase, " ")
     if not any(_cue_in(cue, text) for cue in words.negation_cues):
         return False
-    return not any(_cue_in(cue, quote) or any(ch in quote for ch in words.negation_chars)
-                   for quote in quotes for cue in words.negation_cues)
+    cues = (*words.negation_cues, *words.quote_denials)
+    return not any(any(ch in quote for ch in words.negation_chars)
+                   or any(_cue_in(cue, quote) for cue in cues) for quote in quotes)
+
+
+_LEADING_YES_NO = re.compile(r"^\s*(?:yes|no)\s*[,.!]\s*")
+_NUMBER_SIGN = re.compile(r"\bno\.\s*\d")
 
 
 def _value(match: re.Match[str]) -> float:
