@@ -135,11 +135,17 @@ def test_an_english_answer_with_chinese_left_in_it_is_retried_then_falls_back(ti
     assert "维也纳" in result.text
 
 
+def rejected_twice(tiny, question, reply):
+    """The answer when the model gives the same unverifiable reply twice: the quotes."""
+    result, _ = answer(tiny, question, ScriptedLLM(reply, reply))
+    assert result.mode == "extractive" and result.notice, reply
+    return result
+
+
 def test_a_number_given_for_something_else_is_rejected(tiny):
-    bad = "ICML 2024 accepted 9,653 papers [1]."
-    llm = ScriptedLLM(bad, bad)
-    result, _ = answer(tiny, "How many papers did ICML 2024 accept?", llm)
-    assert result.mode == "extractive" and "9653" in (result.notice or "")
+    result = rejected_twice(tiny, "How many papers did ICML 2024 accept?",
+                            "ICML 2024 accepted 9,653 papers [1].")
+    assert "9653" in result.notice
     assert "2,609" in result.text
 
 
@@ -235,10 +241,9 @@ def test_a_rewrite_that_loses_the_subject_gets_it_back(tiny):
 
 
 def test_an_answer_denying_what_the_quote_states_is_rejected(tiny):
-    bad = "ICML 2024 was not held in Vienna [1]."
-    llm = ScriptedLLM(bad, bad)
-    result, _ = answer(tiny, "Which city hosts ICML 2024?", llm)
-    assert result.mode == "extractive" and "denies" in (result.notice or "")
+    result = rejected_twice(tiny, "Which city hosts ICML 2024?",
+                            "ICML 2024 was not held in Vienna [1].")
+    assert "denies" in result.notice
     assert "维也纳" in result.text
     # "不需要" paraphrases "绕过了": a bare 不 is no denial cue (it is in 不同, 不断).
     llm = ScriptedLLM("DPO不需要奖励模型 [1]。")
@@ -248,14 +253,12 @@ def test_an_answer_denying_what_the_quote_states_is_rejected(tiny):
 
 def test_an_answer_without_what_was_asked_or_restating_the_question_is_rejected(tiny):
     # "How many" answered with no number; then the question given back as the answer.
-    llm = ScriptedLLM("ICML 2024 accepted papers [1].", "ICML 2024 accepted papers [1].")
-    result, _ = answer(tiny, "How many papers did ICML 2024 accept?", llm)
-    assert result.mode == "extractive" and "quantity" in (result.notice or "")
-    assert "2,609" in result.text
-    echo = "Which city hosts ICML 2024? [1]"
-    llm = ScriptedLLM(echo, echo)
-    result, _ = answer(tiny, "Which city hosts ICML 2024?", llm)
-    assert result.mode == "extractive" and "restates" in (result.notice or "")
+    result = rejected_twice(tiny, "How many papers did ICML 2024 accept?",
+                            "ICML 2024 accepted papers [1].")
+    assert "quantity" in result.notice and "2,609" in result.text
+    result = rejected_twice(tiny, "Which city hosts ICML 2024?",
+                            "Which city hosts ICML 2024? [1]")
+    assert "restates" in result.notice
     llm = ScriptedLLM("ICML 2024 accepted 2,609 papers [1].")
     result, _ = answer(tiny, "How many papers did ICML 2024 accept?", llm)
     assert result.mode == "llm" and result.notice is None

@@ -403,16 +403,12 @@ def unmet_requirement(profile: QuestionProfile, quotes: Sequence[str],
     "money"), a quantity ("how many"), a count of the thing counted, its rank ("rank 2"), or,
     for a comparison, one passage naming all compared (``passage_texts`` are the quotes'
     passages); None when the quotes may answer."""
-    # A price or a date is checked by its type, not as any number or count ("ICML 2024"
-    # holds the year asked for; "多少钱" counts no "钱").
-    if profile.answer_type is not None:
-        if not any(states_answer_type(profile, q) for q in quotes):
-            return profile.answer_type
-    elif profile.wants_number:
-        if not any(states_quantity(q, profile.question) for q in quotes):
-            return "quantity"  # they talk around it
-        if profile.counted and not any(_counts(profile, q) for q in quotes):
-            return "count"
+    missing = _missing_kind(profile, quotes)
+    if missing is not None:
+        return missing
+    if profile.answer_type is None and profile.wants_number and profile.counted \
+            and not any(_counts(profile, q) for q in quotes):
+        return "count"
     if profile.ordinals and not any(profile.ordinals <= ordinals(q) for q in quotes):
         return "rank " + ", ".join(str(r) for r in sorted(profile.ordinals))
     names = [c for c in profile.constraints if any(ch.isalpha() for ch in c.text)]
@@ -422,16 +418,27 @@ def unmet_requirement(profile: QuestionProfile, quotes: Sequence[str],
     return None
 
 
+def _missing_kind(profile: QuestionProfile, texts: Sequence[str]) -> str | None:
+    """The kind of answer the question asks for that none of ``texts`` holds: its answer
+    type ("day", "money") or, for "how many", a quantity; None when one holds it. A price
+    or a date is checked by its type, not as any number ("ICML 2024" holds the year
+    asked for; "多少钱" counts no "钱")."""
+    if profile.answer_type is not None:
+        if not any(states_answer_type(profile, t) for t in texts):
+            return profile.answer_type
+    elif profile.wants_number and not any(states_quantity(t, profile.question) for t in texts):
+        return "quantity"  # they talk around it
+    return None
+
+
 def answer_lacks(profile: QuestionProfile, answer: str) -> str | None:
     """What the answer leaves out of what the question asks for: its answer type ("day",
     "money") or, for "how many", any quantity; or "restated" when a question asking for
     something (``[restatement]`` in data/evidence.toml) gets only its own words back.
-    None when it may answer. The quotes are checked the same way by :func:`unmet_requirement`."""
-    if profile.answer_type is not None:
-        if not states_answer_type(profile, answer):
-            return profile.answer_type
-    elif profile.wants_number and not states_quantity(answer, profile.question):
-        return "quantity"
+    None when it may answer. :func:`unmet_requirement` checks the quotes for the same kind."""
+    missing = _missing_kind(profile, [answer])
+    if missing is not None:
+        return missing
     words = lexicon()
     question = profile.question
     for phrase in words.not_wh:
@@ -761,8 +768,8 @@ def about_the_subject(evidence: Sequence[Evidence]) -> list[Evidence]:
     another paper's 华中科技大学)."""
     # One name is enough: a quote naming "Microsoft" beside "phi-1.5" is no more about
     # phi-1.5 than one naming phi-1.5 alone.
-    best = min(max((e.named for e in evidence), default=0), 1)
-    return [e for e in evidence if e.named >= best]
+    naming = [e for e in evidence if e.named]
+    return naming or list(evidence)
 
 
 _ANNOUNCES = re.compile(r"[:：]\s*$")
