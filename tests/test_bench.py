@@ -76,6 +76,9 @@ def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp
     assert indexing["chunks"] > 0
     for key in ("pipeline_chunks_per_s", "embedder_chunks_per_s", "overhead_ratio"):
         assert _positive(indexing[key]), key
+    # Each side keeps its fastest of the alternating runs.
+    assert len(indexing["pipeline_runs"]) == len(indexing["embedder_runs"]) == 2
+    assert indexing["pipeline_seconds"] == min(indexing["pipeline_runs"])
     retrieval = data["retrieval"]
     assert _positive(retrieval["ours"]["p50_ms"]) and _positive(retrieval["baseline"]["p95_ms"])
     assert _positive(retrieval["p50_ratio_ours_to_baseline"])
