@@ -164,6 +164,13 @@ def test_the_models_not_found_shows_the_quotes_when_the_evidence_is_strong(tiny)
     assert result.notice
 
 
+def test_an_answer_that_is_only_a_source_title_is_rejected(tiny):
+    question = "Which city hosts ICML 2024?"
+    title = tiny.retrieve(question, 1)[0].title
+    result = rejected_twice(tiny, question, f"[1] {title}")
+    assert "title" in result.notice and "维也纳" in result.text
+
+
 def test_the_models_not_found_is_believed_for_a_question_mostly_off_the_index(tiny):
     # Strong relevance, but no name the index knows and mostly words it never has: the
     # model's "not found" and the vocabulary agree.

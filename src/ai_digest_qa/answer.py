@@ -241,6 +241,18 @@ class _Turn:
                       abstention=abstention, relevance=self.relevance)
 
 
+def _only_a_title(content: str, titles: set[str]) -> bool:
+    """Whether the answer is (most of) a source's title and nothing else: a label the
+    prompt showed, not an answer ("Zephyr: Direct Distillation of LM Alignment")."""
+    def letters(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    answer = letters(content)
+    return len(answer) >= 4 and any(answer in letters(title)
+                                    and 2 * len(answer) >= len(letters(title))
+                                    for title in titles)
+
+
 class Answerer:
     """Turns a question (and conversation history) into a cited :class:`Answer`."""
 
@@ -438,16 +450,22 @@ class Answerer:
             return "".join(pieces).strip(), str(exc)
         return "".join(pieces).strip(), None
 
-    def _model_found_nothing(self, turn: _Turn) -> Answer:
-        """The model says the quotes do not answer. It is believed only when the evidence
-        is weak too (small models also say so of quotes that do answer), or when the
-        question names nothing the index knows and is mostly about words it never
-        contains: "明天北京会下雨吗?" meets a quote about weather data, not an answer."""
+    def _evidence_answers(self, turn: _Turn) -> bool:
+        """Whether the evidence says the quotes answer, whatever the model says: relevance
+        at or above the doubt threshold, and the question not mostly words the index
+        never contains: "明天北京会下雨吗?" meets a quote about weather data, not an
+        answer."""
         profile = turn.profile
         off_topic = profile is not None and profile.unknown_share >= OFF_TOPIC_UNKNOWN_SHARE \
             and not names_of(profile)  # any name left is known: unknown ones abstained
-        if not off_topic and turn.relevance is not None \
-                and turn.relevance >= self.relevance.doubt_threshold:
+        return not off_topic and turn.relevance is not None \
+            and turn.relevance >= self.relevance.doubt_threshold
+
+    def _model_found_nothing(self, turn: _Turn) -> Answer:
+        """The model says the quotes do not answer. It is believed only when the evidence
+        is weak too (small models also say so of quotes that do answer); else the quotes
+        are shown, with that notice."""
+        if self._evidence_answers(turn):
             notice = ("the model found no answer in the quotes" if turn.language == "en"
                       else "模型认为引文没有回答问题")
             return self._extractive(turn, notice)
@@ -458,12 +476,16 @@ class Answerer:
         """The answer with markers attributed, and why it fails (None: it passes)."""
         en = turn.language == "en"
         quotes = [e.quote for e in turn.evidence]
-        for title in {turn.passages[e.passage].title for e in turn.evidence}:
+        titles = {turn.passages[e.passage].title for e in turn.evidence}
+        for title in titles:
             text = text.replace(f"({title})", "").strip()  # the prompt's labels, echoed
         text = _attribute(text, quotes)
         content = CITATION_MARKER.sub("", text)
         if sum(ch.isalnum() for ch in content) < 2:
             return text, "the model gave no answer text" if en else "模型没有给出回答内容"
+        if _only_a_title(content, titles):
+            return text, ("the model gave back a source's title" if en
+                          else "模型只给出了资料的标题")
         if detect_language(content) != turn.language and len(content) > 12:
             return text, ("the model answered in the wrong language" if en
                           else "模型没有用中文回答")
