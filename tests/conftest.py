@@ -196,6 +196,95 @@ def tiny_pdf(text: str) -> bytes:
     return bytes(out)
 
 
+def multipage_pdf(pages: list[str], bookmarks: tuple[tuple[int, str], ...] = ()) -> bytes:
+    """A PDF with one page per item of ``pages`` (paragraphs separated by newlines, wrapped
+    to the page width; an empty item is a blank page), made with reportlab in its built-in
+    STSong-Light CID font, which covers Chinese and needs no font file. ``bookmarks`` are
+    ``(page number, title)`` outline entries."""
+    import io
+
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    font, size, width = "STSong-Light", 11, 460
+    pdfmetrics.registerFont(UnicodeCIDFont(font))
+    out = io.BytesIO()
+    pdf = canvas.Canvas(out)
+    for number, page in enumerate(pages, start=1):
+        for at, (page_number, title) in enumerate(bookmarks):
+            if page_number == number:
+                pdf.bookmarkPage(f"b{at}")
+                pdf.addOutlineEntry(title, f"b{at}", level=0)
+        pdf.setFont(font, size)
+        y = 780
+        for paragraph in page.split("\n"):
+            line = ""
+            for char in paragraph:
+                if line and pdfmetrics.stringWidth(line + char, font, size) > width:
+                    pdf.drawString(60, y, line)
+                    y, line = y - 18, ""
+                line += char
+            if line:
+                pdf.drawString(60, y, line)
+                y -= 18
+        pdf.showPage()
+    pdf.save()
+    return out.getvalue()
+
+
+def docx_bytes(blocks: list[tuple[str, object]], title: str | None = None) -> bytes:
+    """A Word file written with python-docx: ``("h1".."h9", text)`` headings, ``("title",
+    text)``, ``("p", text)`` paragraphs and ``("table", [[cell, ...], ...])`` tables, in
+    that order."""
+    import io
+
+    import docx
+
+    document = docx.Document()
+    if title is not None:
+        document.core_properties.title = title
+    for kind, value in blocks:
+        if kind == "title":
+            document.add_heading(str(value), level=0)
+        elif kind.startswith("h"):
+            document.add_heading(str(value), level=int(kind[1:]))
+        elif kind == "p":
+            document.add_paragraph(str(value))
+        elif kind == "table":
+            rows = list(value)  # type: ignore[call-overload]
+            table = document.add_table(rows=len(rows), cols=len(rows[0]))
+            for r, row in enumerate(rows):
+                for c, cell in enumerate(row):
+                    table.cell(r, c).text = str(cell)
+        else:
+            raise ValueError(kind)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def bad_docx_files() -> dict[str, bytes]:
+    """Word files that cannot be read, by name: each must be skipped with its reason."""
+    import io
+    import zipfile
+
+    good = docx_bytes([("h1", "Heading"), ("p", "Body text.")])
+    broken_xml = io.BytesIO()
+    with zipfile.ZipFile(broken_xml, "w") as out, zipfile.ZipFile(io.BytesIO(good)) as source:
+        for item in source.infolist():
+            body = source.read(item)
+            out.writestr(item, b"<w:document><unclosed" if item.filename == "word/document.xml"
+                         else body)
+    return {
+        "truncated.docx": good[: len(good) // 2],
+        # Encrypted OOXML is an OLE compound file (so is a legacy .doc renamed .docx).
+        "encrypted.docx": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504),
+        "plain-text.docx": b"just some text, not a zip",
+        "broken-xml.docx": broken_xml.getvalue(),
+    }
+
+
 # Tests that need the real corpus index (built with the real embedder, about a minute)
 # or the real model are end-to-end tests: they are marked slow wherever they are, so
 # that `pytest -m "not slow"` is the fast loop of fakes and small real components.

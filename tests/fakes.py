@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ai_digest_qa import Assistant, load_config
+from ai_digest_qa.index import UpdateReport
 from ai_digest_qa.llm import LLMError
 from ai_digest_qa.textutils import keyword_tokens
 
@@ -101,3 +102,17 @@ def tiny_assistant(folder: Path, **settings: object) -> Assistant:
     assistant._embedder = FakeEmbedder()  # the seam for tests: no model is loaded
     assistant.ensure_index()
     return assistant
+
+
+def fake_assistant(folder: Path, files: dict[str, bytes], **settings: object
+                   ) -> tuple[Assistant, UpdateReport]:
+    """An assistant over ``files`` (name -> bytes, written to ``folder/corpus``) with the
+    fake embedder, and the report of building its index."""
+    corpus = folder / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (corpus / name).write_bytes(data)
+    assistant = Assistant(load_config(corpus_dir=corpus, index_dir=folder / "index",
+                                      temperature=0.0, **settings))
+    assistant._embedder = FakeEmbedder()
+    return assistant, assistant.ensure_index()

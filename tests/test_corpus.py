@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from ai_digest_qa.chunking import Chunker
 from ai_digest_qa.corpus import DocumentError, decode_text, discover, load_file
-from conftest import CORPUS, tiny_pdf
+from conftest import CORPUS, bad_docx_files, docx_bytes, multipage_pdf, tiny_pdf
 
 TEXT = "大模型的幻觉问题仍未解决。Hallucination is still unsolved.\n"
 
@@ -89,7 +90,8 @@ def test_pdf_text_is_extracted(tmp_path: Path):
     path.write_bytes(tiny_pdf("Sparse experts scale language models."))
     [document] = load_file(path, "paper")
     assert "Sparse experts scale language models." in document.text
-    assert document.sections[0].heading == "p. 1"
+    assert document.metadata["page_starts"] == [0]
+    assert document.page_of(len(document.text) - 1) == 1
 
 
 def test_truncated_pdf_gives_a_clear_error(tmp_path: Path):
@@ -112,3 +114,155 @@ def test_discover_skips_hidden_meta_and_symlink_loops(tmp_path: Path):
     found = discover([tmp_path], tmp_path, problems)
     assert [f.path.name for f in found] == ["a.txt", "b.md"]
     assert any("symlink loop" in reason for _, reason in problems)
+
+
+# --- PDF pages ---------------------------------------------------------------------------
+
+
+def _page_sentences(page: int, count: int) -> str:
+    return "".join(f"第{page}页第{n}句:检索增强生成先检索段落再回答问题。"
+                   for n in range(1, count + 1))
+
+
+def _page_by_content(text: str, pages: int):
+    """page(offset) from the text itself: page n runs from its first sentence ("第n页第1句")
+    to the next page's (independent of the recorded page starts)."""
+    firsts = [text.index(f"第{n}页第1句") for n in range(1, pages + 1)]
+    return lambda offset: sum(first <= offset for first in firsts)
+
+
+def test_pdf_pages_start_where_their_text_does_and_a_blank_page_takes_no_text(tmp_path):
+    pages = [_page_sentences(1, 3), "", _page_sentences(3, 2) + "\nThird page in English.",
+             _page_sentences(4, 1)]
+    path = tmp_path / "report.pdf"
+    path.write_bytes(multipage_pdf(pages))
+    [document] = load_file(path, "report")
+    starts = document.metadata["page_starts"]
+    assert len(starts) == len(pages) and starts == sorted(starts)
+    json.dumps(document.to_record())  # persisted with the document
+    for number, page in enumerate(pages, start=1):
+        if not page:
+            continue
+        first = page.split("\n")[0][:12]
+        assert document.text.startswith(first, starts[number - 1])
+        # Every character of the page's text maps back to the page.
+        end = starts[number] if number < len(starts) else len(document.text)
+        assert {document.page_of(o) for o in range(starts[number - 1], end)} == {number}
+    assert starts[1] == starts[2]  # the blank page 2 starts where page 3 does
+    assert document.page_of(starts[2]) == 3
+    assert document.pages_of(0, len(document.text)) == (1, len(pages))
+
+
+def test_pdf_chunks_know_their_pages_and_one_spans_a_page_break(tmp_path):
+    # Five sentences a page do not fill whole chunks: some chunk runs across a page break.
+    pages = [_page_sentences(n, 5) for n in range(1, 5)]
+    path = tmp_path / "long.pdf"
+    path.write_bytes(multipage_pdf(pages))
+    [document] = load_file(path, "long")
+    page_by_content = _page_by_content(document.text, len(pages))
+    chunks = Chunker(chunk_size=64, chunk_overlap=8).run(document)
+    assert len(chunks) > len(pages)
+    spanning = []
+    for chunk in chunks:
+        assert document.text[chunk.start:chunk.end] == chunk.text
+        stripped = chunk.text.strip()
+        start = chunk.start + chunk.text.index(stripped)
+        expected = (page_by_content(start), page_by_content(start + len(stripped) - 1))
+        assert document.pages_of(chunk.start, chunk.end) == expected, chunk.text
+        if expected[1] > expected[0]:
+            spanning.append(expected)
+    assert spanning and all(last == first + 1 for first, last in spanning)
+
+
+def test_pdf_bookmarks_become_sections_at_their_headings(tmp_path):
+    pages = ["Introduction\nRetrieval first, then the answer.",
+             "Some text ends the introduction.\n2 Methods\nWe chunk each page.",
+             "Results are on this page."]
+    path = tmp_path / "paper.pdf"
+    path.write_bytes(multipage_pdf(pages, bookmarks=(
+        (1, "Introduction"), (2, "2 Methods"), (3, "Findings"))))
+    [document] = load_file(path, "paper")
+    starts = document.metadata["page_starts"]
+    by_heading = {s.heading: s.start for s in document.sections}
+    assert list(by_heading) == ["Introduction", "2 Methods", "Findings"]
+    assert document.text.startswith("2 Methods", by_heading["2 Methods"])
+    assert by_heading["2 Methods"] > starts[1]  # at the heading, not the page's top
+    assert by_heading["Findings"] == starts[2]  # a title not on its page: the page's start
+
+
+def test_a_text_document_has_no_pages(tmp_path):
+    path = tmp_path / "note.md"
+    path.write_text("# Note\n\nNo pages here.\n", encoding="utf-8")
+    [document] = load_file(path, "note")
+    assert document.page_starts == () and document.page_of(3) is None
+    assert document.pages_of(0, 5) is None
+
+
+# --- Word files --------------------------------------------------------------------------
+
+
+def test_docx_headings_become_sections_and_tables_rows_in_document_order(tmp_path):
+    path = tmp_path / "report.docx"
+    path.write_bytes(docx_bytes([
+        ("title", "年度模型报告"),
+        ("p", "本报告比较三个开源模型。"),
+        ("h1", "1. 评测方法"),
+        ("p", "We score each model on the same benchmark."),
+        ("table", [["模型", "参数量", "得分"], ["Qwen2.5", "0.5B", "61.2"],
+                   ["Llama 3", "8B", "70.4"]]),
+        ("p", "表格之后的段落。"),
+        ("h2", "Results"),
+        ("p", "Llama 3 scores highest. " * 4),
+    ]))
+    [document] = load_file(path, "report")
+    text = document.text
+    assert document.title == "年度模型报告"
+    headings = [s.heading for s in document.sections]
+    assert headings == ["年度模型报告", "1. 评测方法", "Results"]
+    for section in document.sections:
+        assert text.startswith(section.heading, section.start)
+    rows = ["模型 | 参数量 | 得分", "Qwen2.5 | 0.5B | 61.2", "Llama 3 | 8B | 70.4"]
+    assert "\n".join(rows) in text  # one line per row
+    order = ["本报告比较", "1. 评测方法", "We score each", rows[0], rows[2], "表格之后",
+             "Results", "Llama 3 scores highest."]
+    positions = [text.index(piece) for piece in order]
+    assert positions == sorted(positions)
+    chunks = Chunker(chunk_size=32, chunk_overlap=4).run(document)
+    assert all(text[c.start:c.end] == c.text for c in chunks)
+    assert any(c.section == "Results" and "highest" in c.text for c in chunks)
+
+
+def test_docx_title_property_and_sidecar_metadata_win(tmp_path):
+    path = tmp_path / "memo.docx"
+    path.write_bytes(docx_bytes([("h1", "Background"), ("p", "Some text.")],
+                                title="Quarterly memo"))
+    [document] = load_file(path, "memo")
+    assert document.title == "Quarterly memo" and document.page_starts == ()
+    (tmp_path / "memo.meta.json").write_text('{"title": "备忘录", "language": "zh"}',
+                                             encoding="utf-8")
+    [document] = load_file(path, "memo")
+    assert document.title == "备忘录" and document.language == "zh"
+
+
+def test_corrupt_and_encrypted_docx_give_a_clear_reason(tmp_path):
+    reasons = {}
+    for name, data in bad_docx_files().items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(DocumentError) as caught:
+            load_file(path, name)
+        reasons[name] = str(caught.value)
+    assert "encrypted (password-protected)" in reasons["encrypted.docx"]
+    assert "damaged or truncated" in reasons["truncated.docx"]
+    assert "not a zip package" in reasons["plain-text.docx"]
+    assert "cannot read the Word file" in reasons["broken-xml.docx"]
+
+
+def test_a_docx_that_unpacks_too_large_is_refused_before_reading(tmp_path, monkeypatch):
+    from ai_digest_qa import corpus
+
+    path = tmp_path / "bomb.docx"
+    path.write_bytes(docx_bytes([("p", "small")]))
+    monkeypatch.setattr(corpus, "_DOCX_MAX_UNPACKED", path.stat().st_size)  # always exceeded
+    with pytest.raises(DocumentError, match="unpacks to"):
+        load_file(path, "bomb")

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ai_digest_qa.index import CURRENT_FILE, IndexStore
-from conftest import make_assistant, tiny_pdf
+from conftest import bad_docx_files, docx_bytes, make_assistant, tiny_pdf
+from fakes import fake_assistant
 
 
 def test_incremental_add_modify_delete(small_corpus: Path, tmp_path: Path):
@@ -135,6 +136,29 @@ def test_a_messy_folder_is_summarised_per_file_and_every_good_file_indexed(
     assert "段落" in gbk_hit.text
     assert any(p.doc_id.endswith("malformed.html")
                for p in again.retrieve("retrieval augmented generation", top_k=3))
+
+
+def test_bad_word_files_are_skipped_with_their_reasons_and_good_ones_indexed(tmp_path):
+    good = docx_bytes([("title", "Vector search notes"), ("h1", "Indexes"),
+                       ("p", "HNSW builds a navigable graph over the vectors."),
+                       ("table", [["Index", "Exact"], ["IndexFlatIP", "yes"],
+                                  ["HNSW", "no"]])])
+    files = {**bad_docx_files(), "notes.docx": good,
+             "dpo.txt": "直接偏好优化绕过了奖励模型。\n".encode()}
+    assistant, report = fake_assistant(tmp_path, files)
+    reasons = {Path(p).name: r for p, r in report.skipped}
+    assert set(reasons) == set(bad_docx_files())
+    assert "encrypted (password-protected)" in reasons["encrypted.docx"]
+    assert "damaged or truncated" in reasons["truncated.docx"]
+    assert "not a zip package" in reasons["plain-text.docx"]
+    assert "cannot read the Word file" in reasons["broken-xml.docx"]
+    summary = report.summary()
+    assert all(f"skipped {tmp_path / 'corpus' / name}" in summary for name in reasons)
+    assert sorted(Path(d).name for d in report.added) == ["dpo.txt", "notes.docx"]
+    [hit] = [p for p in assistant.retrieve("IndexFlatIP exact", top_k=5)
+             if p.doc_id.endswith("notes.docx")]
+    assert "IndexFlatIP | yes" in hit.text and hit.title == "Vector search notes"
+    assert hit.page is None
 
 
 def _drop_file_permission_override() -> None:

@@ -1,9 +1,18 @@
 """Documents and how they are read from disk: text encodings, formats, sidecar metadata.
 
-Supported files: ``.txt``, ``.md``, ``.html``/``.htm``, ``.pdf`` and ``.jsonl`` (one record
-per line, like ``corpus/papers/papers.jsonl``). A file ``NAME.meta.json`` next to
-``NAME.EXT`` supplies metadata (``title``, ``title_en``, ``url``, ``language``, ``kind``).
-Text files may be UTF-8 (with or without BOM), UTF-16 with BOM, or GBK/GB18030.
+Supported files: ``.txt``, ``.md``, ``.html``/``.htm``, ``.pdf``, ``.docx`` (Word) and
+``.jsonl`` (one record per line, like ``corpus/papers/papers.jsonl``). A file
+``NAME.meta.json`` next to ``NAME.EXT`` supplies metadata (``title``, ``title_en``, ``url``,
+``language``, ``kind``). Text files may be UTF-8 (with or without BOM), UTF-16 with BOM,
+or GBK/GB18030.
+
+A PDF's text is its pages' text (pypdf) joined by blank lines, and
+``Document.metadata["page_starts"]`` records where each page starts in it (see
+:meth:`Document.page_of`); its bookmarks, when it has any, become sections. A Word file's
+text is its paragraphs and tables in document order (python-docx): ``Title`` and
+``Heading 1``..``Heading 9`` paragraphs become sections, and each table row becomes one
+line of cells joined by `` | ``. Neither is passed through :func:`clean_text` (the rules for
+web scrapes), so the recorded offsets are offsets into the final text.
 """
 
 from __future__ import annotations
@@ -12,17 +21,22 @@ import hashlib
 import json
 import os
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cleaning import clean_text
 from .records import Document, Section
 from .textutils import detect_language
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
+if TYPE_CHECKING:
+    from docx.table import Table
+    from pypdf import PdfReader
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".jsonl")
 META_SUFFIX = ".meta.json"
 
 
@@ -136,7 +150,13 @@ def _html_to_text(html: str) -> tuple[str, list[Section], str | None]:
     return "\n\n".join(parts), sections, page_title
 
 
-def _pdf_to_text(path: Path) -> tuple[str, list[Section]]:
+def _pdf_to_text(path: Path) -> tuple[str, list[Section], list[int]]:
+    """The PDF's text, its bookmarks as sections, and where each page starts in the text.
+
+    ``page_starts[n - 1]`` is the offset of page ``n``; an empty page (a figure, a blank
+    page) starts where the next page's text does, so every offset maps to the page it was
+    printed on (:meth:`Document.page_of`).
+    """
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -144,22 +164,134 @@ def _pdf_to_text(path: Path) -> tuple[str, list[Section]]:
         reader = PdfReader(str(path))
         if reader.is_encrypted:
             raise DocumentError(f"{path}: the PDF is encrypted; decrypt it and index again.")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        # A glyph without a Unicode mapping comes out as NUL: drop it, not the page.
+        pages = [(page.extract_text() or "").replace("\x00", "") for page in reader.pages]
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         if isinstance(exc, DocumentError):
             raise
         raise DocumentError(f"{path}: cannot read the PDF ({exc}).") from None
     text_parts: list[str] = []
-    sections: list[Section] = []
+    page_starts: list[int] = []
     length = 0
-    for number, page in enumerate(pages, start=1):
+    for page in pages:
         page = page.strip()
+        page_starts.append(length)
         if not page:
             continue
-        sections.append(Section(length, f"p. {number}"))
         text_parts.append(page)
         length += len(page) + 2
-    return "\n\n".join(text_parts), sections
+    text = "\n\n".join(text_parts)
+    page_starts = [min(start, len(text)) for start in page_starts]
+    return text, _pdf_outline_sections(reader, text, page_starts), page_starts
+
+
+def _pdf_outline_sections(reader: PdfReader, text: str, page_starts: list[int]
+                          ) -> list[Section]:
+    """The PDF's bookmarks as sections: each at its title on its page, or at the page's
+    start when the title is not found there. A broken outline gives no sections."""
+    found: dict[int, Section] = {}
+
+    def walk(items: list[Any]) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item)
+                continue
+            title = " ".join(str(getattr(item, "title", "") or "").split())
+            page = reader.get_destination_page_number(item)
+            if not title or page is None or not 0 <= page < len(page_starts):
+                continue
+            start = page_starts[page]
+            end = page_starts[page + 1] if page + 1 < len(page_starts) else len(text)
+            at = text.find(title, start, end)
+            offset = at if at >= 0 else start
+            found.setdefault(offset, Section(offset, title))
+
+    try:
+        walk(list(reader.outline))
+    except Exception:  # noqa: BLE001 - bookmarks are optional; the text is what matters
+        return []
+    return [found[offset] for offset in sorted(found) if offset < len(text)]
+
+
+# An encrypted (password-protected) OOXML file is an OLE compound file, not a zip; so is a
+# legacy binary .doc renamed to .docx.
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_DOCX_HEADING = re.compile(r"^(?:title|heading [1-9])$", re.I)
+# A zip bomb renamed .docx is refused before it is unpacked (a 10 MB .docx of text unpacks
+# to well under this).
+_DOCX_MAX_UNPACKED = 500_000_000
+
+
+def _docx_to_text(path: Path) -> tuple[str, list[Section], str | None]:
+    """A Word file's paragraphs and tables in document order, its headings as sections,
+    and its title (the document property, else its first ``Title`` paragraph)."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head == _OLE_MAGIC:
+        raise DocumentError(
+            f"{path}: an encrypted (password-protected) Word file, or an old binary .doc "
+            "renamed .docx; save it as a .docx without a password and index again.")
+    if not head.startswith(b"PK"):
+        raise DocumentError(f"{path}: not a Word .docx file (it is not a zip package); "
+                            "skipped.")
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+
+    try:
+        with zipfile.ZipFile(path) as package:
+            unpacked = sum(item.file_size for item in package.infolist())
+        if unpacked > _DOCX_MAX_UNPACKED:
+            raise DocumentError(f"{path}: unpacks to {unpacked / 1e6:.0f} MB, over the "
+                                f"{_DOCX_MAX_UNPACKED / 1e6:.0f} MB a Word file may hold; "
+                                "skipped.")
+        document = docx.Document(str(path))
+        parts: list[str] = []
+        sections: list[Section] = []
+        title = (document.core_properties.title or "").strip() or None
+        length = 0
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                text = _docx_table_text(block)
+                heading = False
+            else:
+                text = "\n".join(line.rstrip() for line in block.text.splitlines()).strip()
+                style = block.style.name if block.style is not None else ""
+                heading = bool(style and _DOCX_HEADING.match(style))
+                if heading and title is None and style.lower() == "title":
+                    title = " ".join(text.split()) or None
+            if not text:
+                continue
+            if heading:
+                sections.append(Section(length, " ".join(text.split())))
+            parts.append(text)
+            length += len(text) + 2
+    except DocumentError:
+        raise
+    except (PackageNotFoundError, zipfile.BadZipFile, EOFError):
+        raise DocumentError(f"{path}: cannot read the Word file (a damaged or truncated "
+                            "zip package); skipped.") from None
+    except Exception as exc:  # noqa: BLE001 - python-docx fails on bad input in many ways
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise DocumentError(f"{path}: cannot read the Word file ({reason}).") from None
+    return "\n\n".join(parts), sections, title
+
+
+def _docx_table_text(table: Table) -> str:
+    """One line per row, cells joined by `` | ``; a merged cell counts once, and a cell's
+    own line breaks become spaces so that a row stays one line."""
+    rows: list[str] = []
+    for row in table.rows:
+        cells: list[str] = []
+        previous = None
+        for cell in row.cells:
+            if previous is not None and cell._tc is previous:  # a horizontally merged cell
+                continue
+            previous = cell._tc
+            cells.append(" ".join(cell.text.split()))
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return "\n".join(rows)
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -203,8 +335,11 @@ def load_file(path: Path, doc_id: str, max_bytes: int | None = None) -> list[Doc
         return list(_load_jsonl(path, doc_id))
     meta = _read_meta(path)
     page_title = None
+    page_starts: list[int] | None = None
     if suffix == ".pdf":
-        text, sections = _pdf_to_text(path)
+        text, sections, page_starts = _pdf_to_text(path)
+    elif suffix == ".docx":
+        text, sections, page_title = _docx_to_text(path)
     else:
         raw = decode_text(path.read_bytes(), str(path))
         if suffix in (".html", ".htm"):
@@ -216,6 +351,8 @@ def load_file(path: Path, doc_id: str, max_bytes: int | None = None) -> list[Doc
     title = str(meta.get("title") or page_title or _first_line_title(text, path.stem))
     language = str(meta.get("language") or detect_language(text))
     extra = {k: v for k, v in meta.items() if k not in ("title", "url", "language", "kind")}
+    if page_starts is not None:
+        extra["page_starts"] = page_starts
     return [
         Document(
             doc_id=doc_id, text=text, title=title, source=str(path),
@@ -362,3 +499,11 @@ def discover(
             doc_id = _doc_id_for(path.absolute(), root, base)
             found.setdefault(resolved, SourceFile(resolved, doc_id, stat.st_size, stat.st_mtime_ns))
     return sorted(found.values(), key=lambda f: f.doc_id)
+
+
+def display_path(source: str, root: Path) -> str:
+    """Corpus files by their project path, user files by their full path (for display)."""
+    try:
+        return str(Path(source).relative_to(root))
+    except ValueError:
+        return source

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,6 +22,10 @@ AnswerMode = Literal["llm", "extractive", "abstained", "baseline"]
 # judging the quotes no answer while the evidence was weak too.
 AbstentionKind = Literal["no-passages", "unknown-name", "not-covered", "off-topic",
                          "model-not-found"]
+
+
+# A PDF's page section before pages were recorded (see Document.page_starts).
+_LEGACY_PAGE = re.compile(r"p\. (\d+)")
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,46 @@ class Document:
             "metadata": self.metadata,
         }
 
+    @property
+    def page_starts(self) -> tuple[int, ...]:
+        """Where each page starts in ``text`` (item ``n - 1`` for page ``n``); empty for a
+        document without pages (anything but a PDF).
+
+        Read from ``metadata["page_starts"]``; a PDF indexed before pages were recorded
+        has its pages as ``p. N`` sections instead, which give the same starts.
+        """
+        starts = self.metadata.get("page_starts")
+        if isinstance(starts, list):
+            return tuple(int(start) for start in starts)
+        if not self.source.lower().endswith(".pdf") or not self.sections:
+            return ()
+        numbered = [(_LEGACY_PAGE.fullmatch(s.heading), s.start) for s in self.sections]
+        if not all(match for match, _ in numbered):
+            return ()
+        known = {int(match.group(1)): start for match, start in numbered if match}
+        # A page missing from the sections was empty: it starts where the next one does.
+        return tuple(min([known[n] for n in known if n >= page], default=len(self.text))
+                     for page in range(1, max(known) + 1))
+
+    def page_of(self, offset: int) -> int | None:
+        """The 1-based page that the character at ``offset`` of ``text`` was printed on;
+        None for a document without pages."""
+        starts = self.page_starts
+        return max(1, bisect_right(starts, offset)) if starts else None
+
+    def pages_of(self, start: int, end: int) -> tuple[int, int] | None:
+        """The first and last page of ``text[start:end]`` (white space at either end, such
+        as the blank line between two pages, does not count); None without pages."""
+        if not self.page_starts:
+            return None
+        segment = self.text[start:end]
+        if segment.strip():
+            start += len(segment) - len(segment.lstrip())
+            end -= len(segment) - len(segment.rstrip())
+        first, last = self.page_of(start), self.page_of(max(start, end - 1))
+        assert first is not None and last is not None
+        return first, last
+
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Document:
         return cls(
@@ -97,6 +143,11 @@ class Passage:
     (``Assistant.document(doc_id).text``). ``score`` is the fused (or reranked) score;
     ``dense_score`` (cosine) and ``keyword_score`` (BM25) are the raw evidence, None
     when that retriever did not return the chunk.
+
+    A PDF passage has ``page``, its first page (1-based), and ``pages``, its first and
+    last (equal for a passage on one page); ``page_breaks`` are the document offsets
+    where its later pages start, so that :meth:`page_at` maps any offset inside it.
+    All three are None (or empty) for documents without pages.
     """
 
     text: str
@@ -113,6 +164,15 @@ class Passage:
     kind: str = "document"
     dense_score: float | None = None
     keyword_score: float | None = None
+    page: int | None = None
+    pages: tuple[int, int] | None = None
+    page_breaks: tuple[int, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The page of the document offset ``offset`` (``start <= offset < end``)."""
+        if self.pages is None:
+            return self.page
+        return min(self.pages[0] + bisect_right(self.page_breaks, offset), self.pages[1])
 
 
 @dataclass(frozen=True)
@@ -121,12 +181,20 @@ class Citation:
 
     ``span`` is the (start, end) of the passage text that supports the answer sentences
     carrying the marker: ``passage.text[start:end]`` (the quote the answer rests on);
-    None when no sentence shares a term with them.
+    None when no sentence shares a term with them. ``page`` is the page that quote starts
+    on (the passage's first page without a span; None without pages), derived here.
     """
 
     marker: str
     passage: Passage
     span: tuple[int, int] | None = None
+    page: int | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        passage = self.passage
+        page = (passage.page_at(passage.start + self.span[0]) if self.span is not None
+                else passage.page)
+        object.__setattr__(self, "page", page)
 
 
 @dataclass(frozen=True)

@@ -200,12 +200,15 @@ class HybridRetriever:
                  keyword: float | None) -> Passage:
         chunk = self.store.chunks[chunk_id].chunk
         document = self.store.documents[chunk.doc_id]
+        pages = document.pages_of(chunk.start, chunk.end)
         return Passage(
             text=chunk.text, score=score, title=document.title, source=document.source,
             url=document.url, doc_id=document.doc_id, chunk_id=chunk.chunk_id,
             start=chunk.start, end=chunk.end,
             language=detect_language(chunk.text) if document.kind != "paper" else document.language,
             section=chunk.section, kind=document.kind, dense_score=dense, keyword_score=keyword,
+            page=pages[0] if pages else None, pages=pages,
+            page_breaks=document.page_starts[pages[0]:pages[1]] if pages else (),
         )
 
 

@@ -97,3 +97,10 @@ def keyword_tokens(text: str) -> list[str]:
 def jieba_words(text: str) -> list[str]:
     """jieba's words of ``text`` (precise mode: "大模型透明度" is 大模型 / 透明度)."""
     return [w for w in _jieba().lcut(text) if w.strip()]
+
+
+def page_label(first: int | None, last: int | None = None) -> str:
+    """A page for display: ``p. 7``, ``p. 7–8`` for a range, or "" without a page."""
+    if first is None:
+        return ""
+    return f"p. {first}" if last is None or last == first else f"p. {first}–{last}"
