@@ -1,4 +1,5 @@
-"""Start the web UI: ``python app.py [--host H] [--port P] [--auth USER:PASSWORD]``.
+"""Start the web UI, the OpenAI-compatible API (/v1) and the MCP tools on one port:
+``python app.py [--host H] [--port P] [--auth USER:PASSWORD]``.
 
 Settings also come from ai-digest-qa.toml and AI_DIGEST_QA_UI_* variables.
 """

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 
@@ -89,3 +90,74 @@ def test_empty_questions_are_rejected_clearly(corpus_assistant, question):
 
     with pytest.raises(QuestionError, match="empty"):
         corpus_assistant.retrieve(question)
+
+
+# Three pages on three topics, each page's sentences naming the page they are on.
+PDF_PAGES = [
+    "".join(f"第1页:直接偏好优化(DPO)绕过了奖励模型,直接在偏好数据上优化语言模型{n}。"
+            for n in range(3)),
+    "".join(f"第2页:混合专家模型(MoE)每个输入只激活一部分专家,从而降低计算量{n}。"
+            for n in range(3)),
+    "".join(f"第3页:向量数据库FAISS支持精确和近似的最近邻搜索{n}。" for n in range(3)),
+]
+
+
+@pytest.fixture(scope="module")
+def pdf_assistant(tmp_path_factory):
+    from conftest import multipage_pdf
+    from fakes import fake_assistant
+
+    assistant, report = fake_assistant(tmp_path_factory.mktemp("pdf"),
+                                       {"topics.pdf": multipage_pdf(PDF_PAGES),
+                                        "note.md": b"# Note\n\nMixture of experts notes.\n"},
+                                       chunk_size=48, chunk_overlap=8)
+    assert not report.skipped
+    return assistant
+
+
+def _content_pages(text: str) -> tuple[int, int]:
+    import re
+
+    named = [int(n) for n in re.findall(r"第(\d)页", text)]
+    return min(named), max(named)
+
+
+def test_pdf_passages_carry_their_pages(pdf_assistant):
+    passages = [p for p in pdf_assistant.retrieve("混合专家模型 MoE 专家 计算量", top_k=10)
+                if p.source.endswith(".pdf")]
+    assert passages and any(p.pages[0] != p.pages[1] for p in passages)
+    assert 2 in {p.page for p in passages}
+    for passage in passages:
+        document = pdf_assistant.document(passage.doc_id)
+        assert document.text[passage.start:passage.end] == passage.text
+        if passage.text.lstrip().startswith("第"):  # a chunk starting mid-sentence names no page
+            assert passage.pages == _content_pages(passage.text), passage.text
+        assert passage.page == passage.pages[0]
+        starts = document.metadata["page_starts"]
+        assert passage.page_breaks == tuple(starts[passage.pages[0]:passage.pages[1]])
+    [note] = [p for p in pdf_assistant.retrieve("mixture of experts notes", top_k=10)
+              if p.source.endswith(".md")]
+    assert note.page is None and note.pages is None and note.page_breaks == ()
+
+
+def test_a_citations_page_is_where_its_span_starts_in_the_api_records(pdf_assistant):
+    from ai_digest_qa.api import passage_record, source_records
+    from ai_digest_qa.records import Answer, Citation
+
+    spanning = next(p for p in pdf_assistant.retrieve("偏好优化 混合专家 FAISS", top_k=20)
+                    if p.pages and p.pages[1] > p.pages[0])
+    first, last = spanning.pages
+    on_last = spanning.text.index(f"第{last}页")
+    end = spanning.text.index("。", on_last) + 1
+    cite_last = Citation("[1]", spanning, (on_last, end))
+    cite_first = Citation("[2]", spanning, (0, 3))
+    assert cite_last.page == last and cite_first.page == first
+
+    record = passage_record(spanning, pdf_assistant.config.corpus_dir)
+    assert record["page"] == first and record["pages"] == [first, last]
+    answer = Answer(question="q", text="a [1] [2]", citations=[cite_last, cite_first],
+                    abstained=False, language="zh", llm="test", mode="extractive")
+    sources = source_records(answer, pdf_assistant.config.corpus_dir)
+    assert [s["page"] for s in sources] == [last, first]
+    assert all(s["pages"] == [first, last] for s in sources)
+    json.dumps(sources)

@@ -14,7 +14,6 @@ from ai_digest_qa import Assistant
 from ai_digest_qa.ui import (
     ChatApp,
     Warmup,
-    is_loopback,
     link_citations,
     render_sources,
 )
@@ -88,9 +87,33 @@ def test_an_abstentions_passages_are_labelled_related_not_answers() -> None:
                                           "zh")
 
 
-def test_only_loopback_hosts_count_as_private() -> None:
-    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
-    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+def test_source_cards_show_the_page_of_the_cited_span_or_the_passages_pages() -> None:
+    from ai_digest_qa.records import Citation, Passage
+    from ai_digest_qa.ui import _citation_record, _passage_record
+
+    text = "End of page seven. Start of page eight <b>bold</b>."
+    breaks = (500 + text.index("Start"),)
+    pdf = Passage(text=text, score=1.0, title="Report", source="/data/report.pdf", url=None,
+                  doc_id="r", chunk_id="c1", start=500, end=500 + len(text), language="en",
+                  page=7, pages=(7, 8), page_breaks=breaks)
+    plain = Passage(text="No pages.", score=1.0, title="Note", source="/data/n.md", url=None,
+                    doc_id="n", chunk_id="c2", start=0, end=9, language="en")
+    on_eight = text.index("Start")
+    citations = [Citation("[1]", pdf, (on_eight, len(text)))]
+    turn = {"question": "q", "answer": "a [1]", "language": "en",
+            "passages": [_passage_record(p, Path("/")) for p in (pdf, plain)],
+            "citations": [_citation_record(c) for c in citations]}
+    json.dumps(turn)  # the page state stays JSON
+    html = render_sources([turn], "en")
+    pdf_card, plain_card = html.split('id="src-1-2"')
+    assert '<span class="src-page">p. 8</span>' in pdf_card  # where the quote starts
+    assert "p. 7" not in pdf_card and "&lt;b&gt;bold" in pdf_card
+    assert "src-page" not in plain_card
+    # Not cited (or cited without a span): the passage's own range.
+    uncited = render_sources([{**turn, "citations": []}], "zh")
+    assert '<span class="src-page">p. 7–8</span>' in uncited
+    no_span = {**turn, "citations": [_citation_record(Citation("[1]", pdf))]}
+    assert '<span class="src-page">p. 7</span>' in render_sources([no_span], "en")
 
 
 def test_empty_and_overlong_questions_get_a_readable_message(chat_app: ChatApp) -> None:

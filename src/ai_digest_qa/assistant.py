@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -266,38 +266,53 @@ class Assistant:
     def ask_stream(self, question: str, *, history: History | None = ...,
                    top_k: int | None = ..., llm: str | ChatLLM | None = ...,
                    cancel: threading.Event | None = ...,
-                   include_retrieval: Literal[False] = ...
+                   include_retrieval: Literal[False] = ...,
+                   temperature: float | None = ..., max_tokens: int | None = ...
                    ) -> Generator[str | Answer, None, None]: ...
 
     @overload
     def ask_stream(self, question: str, *, history: History | None = ...,
                    top_k: int | None = ..., llm: str | ChatLLM | None = ...,
                    cancel: threading.Event | None = ...,
-                   include_retrieval: Literal[True]
+                   include_retrieval: Literal[True],
+                   temperature: float | None = ..., max_tokens: int | None = ...
                    ) -> Generator[str | Retrieval | Answer, None, None]: ...
 
     def ask_stream(self, question: str, *, history: History | None = None,
                    top_k: int | None = None, llm: str | ChatLLM | None = None,
                    cancel: threading.Event | None = None,
-                   include_retrieval: bool = False
+                   include_retrieval: bool = False,
+                   temperature: float | None = None, max_tokens: int | None = None
                    ) -> Generator[str | Retrieval | Answer, None, None]:
         """Yield the answer's text as it is generated, then the final :class:`Answer`.
 
         With ``include_retrieval`` a :class:`Retrieval` (the passages) comes first, as
         soon as search is done: a UI shows the sources before the LLM's first token.
         Setting ``cancel`` stops generation; the final Answer then has notice "stopped".
+        ``temperature`` and ``max_tokens`` override the configured ones for this answer
+        (``max_tokens`` never above ``max_answer_tokens``: the configured cap stays a cap).
         """
         question = validate_question(question, self.config.max_question_chars)
+        config = self._answer_config(temperature, max_tokens)
         try:
             model = self.llm(llm)
             failure = None
         except (LLMError, ConfigError) as exc:  # no model: answer extractively, say why
             model, failure = None, str(exc)
-        answerer = Answerer(self.retriever, self.embedder, self.config, model, failure,
+        answerer = Answerer(self.retriever, self.embedder, config, model, failure,
                             self.relevance)
         for item in answerer.stream(question, history, top_k, cancel):
             if include_retrieval or not isinstance(item, Retrieval):
                 yield item
+
+    def _answer_config(self, temperature: float | None, max_tokens: int | None) -> Config:
+        changes: dict[str, Any] = {}
+        if temperature is not None:
+            changes["temperature"] = float(temperature)
+        if max_tokens is not None:
+            changes["max_answer_tokens"] = max(1, min(int(max_tokens),
+                                                      self.config.max_answer_tokens))
+        return replace(self.config, **changes) if changes else self.config
 
     def ask(self, question: str, *, history: History | None = None, top_k: int | None = None,
             llm: str | ChatLLM | None = None) -> Answer:

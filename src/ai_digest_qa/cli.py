@@ -15,6 +15,7 @@ from .config import ConfigError, load_config
 from .index import IndexCorruptError, progress_printer
 from .llm import LLMError
 from .records import Answer
+from .textutils import page_label
 from .vectorstores import VectorStoreUnavailable
 
 
@@ -29,7 +30,7 @@ def _build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser(
         "index", help="index corpus/ plus PATHs (files or folders; remembered for next time)")
     index.add_argument("paths", nargs="*", type=Path,
-                       help=".txt .md .html .pdf .jsonl files or folders")
+                       help=".txt .md .html .pdf .docx .jsonl files or folders")
     index.add_argument("--remove", nargs="+", type=Path, default=[], metavar="PATH",
                        help="stop indexing these previously added paths")
     index.add_argument("--rebuild", action="store_true", help="re-embed everything from scratch")
@@ -98,7 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--to", required=True, choices=["milvus", "faiss"],
                          help="target backend (Milvus at milvus_uri; default index/milvus.db)")
 
-    serve = commands.add_parser("serve", help="start the web UI (same as python app.py)")
+    serve = commands.add_parser(
+        "serve", help="start the web UI, the OpenAI-compatible API (/v1) and the MCP tools "
+        "on one port (same as python app.py)")
     serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 7860)")
     serve.add_argument("--share", action="store_true", default=None,
@@ -161,7 +164,8 @@ def _cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
         section = (f" / {passage.section}"
                    if passage.section and passage.section != passage.title else "")
         print(f"[{number}] {passage.title}{section}  (score {passage.score:.4f})")
-        print(f"    {where}  chars {passage.start}-{passage.end}")
+        page = f"  {page_label(*passage.pages)}" if passage.pages else ""
+        print(f"    {where}{page}  chars {passage.start}-{passage.end}")
         snippet = " ".join(passage.text.split())
         print(f"    {snippet[:300]}{'…' if len(snippet) > 300 else ''}\n")
     return 0
@@ -191,7 +195,8 @@ def _cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
         for citation in answer.citations:
             passage = citation.passage
             snippet = " ".join(passage.text.split())
-            print(f"{citation.marker} {passage.title}  {passage.url or passage.source}")
+            page = f"  {page_label(citation.page)}" if citation.page else ""
+            print(f"{citation.marker} {passage.title}{page}  {passage.url or passage.source}")
             print(f"    {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
     print(f"\n({answer.llm}, {answer.timings.get('total', 0):.1f}s)", file=sys.stderr)
     return 0
@@ -352,7 +357,7 @@ def _cmd_bench(assistant: Assistant, args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
-    from .ui import launch
+    from .server import launch
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("ai_digest_qa").setLevel(logging.INFO)

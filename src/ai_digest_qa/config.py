@@ -157,6 +157,17 @@ class Config:
     # Thumbs up/down from the UI, one JSON object per line; default index_dir/feedback.jsonl.
     feedback_file: Path | None = None
 
+    # The OpenAI-compatible API (/v1/...) and MCP tools, served beside the web UI.
+    api_enabled: bool = True
+    # Comma-separated keys; when set, /v1 requests need "Authorization: Bearer <key>".
+    # Beyond loopback the server refuses to start without keys unless api_open is true.
+    api_keys: str = field(default="", repr=False)
+    api_open: bool = False
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.api_keys.split(",") if k.strip())
+
     @property
     def milvus_settings(self) -> MilvusSettings:
         """Where the Milvus collection lives (Milvus Lite in the index folder by default)."""
@@ -224,6 +235,9 @@ class Config:
             raise ConfigError("dense_weight and keyword_weight must be >= 0.")
         if not 0 <= self.ui_port <= 65535:
             raise ConfigError(f"ui_port must be between 0 and 65535, got {self.ui_port}.")
+        if any(len(key) < 8 or any(ch.isspace() for ch in key) for key in self.api_key_list):
+            raise ConfigError("api_keys: each key must be 8 or more characters with no spaces "
+                              "(separate keys with commas).")
         if self.ui_auth and ":" not in self.ui_auth:
             raise ConfigError("ui_auth must be 'user:password' (the user name cannot "
                               "contain ':').")

@@ -15,14 +15,13 @@ tab, and interface text that follows the browser's language (Gradio's ``I18n``).
 from __future__ import annotations
 
 import html
-import ipaddress
 import json
 import logging
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
@@ -34,10 +33,11 @@ import numpy as np
 
 from .answer import CITATION_MARKER
 from .assistant import Assistant, QuestionError, validate_question
-from .config import Config, load_config
+from .concurrency import AnswerSlots
+from .corpus import display_path
 from .index import IndexStore
 from .records import Answer, Citation, Passage, Retrieval
-from .textutils import detect_language
+from .textutils import detect_language, page_label
 
 log = logging.getLogger("ai_digest_qa.ui")
 
@@ -83,6 +83,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "index_failed": "⚠️ The index could not be built: {error}",
         "waiting_index": "⏳ Waiting for the index to be built ({progress})…",
         "searching": "🔎 Searching the sources…",
+        "queued": "⏳ Another answer is being written; yours is next in line…",
         "writing": "✍️ Found {n} passages; writing the answer…",
         "stopped": "⏹ Stopped.",
         "empty": "Please type a question first (Chinese or English).",
@@ -107,6 +108,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "index_failed": "⚠️ 无法建立索引:{error}",
         "waiting_index": "⏳ 正在等待索引建立({progress})…",
         "searching": "🔎 正在检索资料…",
+        "queued": "⏳ 正在生成另一个回答,您的问题排在后面…",
         "writing": "✍️ 找到 {n} 个段落,正在生成回答…",
         "stopped": "⏹ 已停止。",
         "empty": "请先输入问题(中文或英文)。",
@@ -208,6 +210,10 @@ def render_source_card(turn: int, number: int, passage: dict[str, Any],
         location = f'<code>{html.escape(url or str(passage["source"]))}</code>'
     language_badge = html.escape(str(passage.get("language", "")))
     section = (f' · {html.escape(passage["section"])}' if passage.get("section") else "")
+    # The page the cited quote starts on, else the passage's page range ("p. 7–8").
+    page = (page_label(citation["page"]) if citation and citation.get("page")
+            else page_label(*passage["pages"]) if passage.get("pages") else "")
+    page = f' · <span class="src-page">{html.escape(page)}</span>' if page else ""
     status = words["cited"] if citation else words["related" if abstained else "not_cited"]
     classes = "src-card cited" if citation else "src-card"
     span = citation["span"] if citation else None
@@ -216,7 +222,7 @@ def render_source_card(turn: int, number: int, passage: dict[str, Any],
         f'<div class="src-head"><span class="src-num">[{number}]</span> '
         f'<span class="src-title">{html.escape(str(passage["title"]))}</span></div>'
         f'<div class="src-loc"><span class="src-badge">{language_badge}</span>'
-        f'<span class="src-badge src-status">{status}</span> {location}{section} · '
+        f'<span class="src-badge src-status">{status}</span> {location}{section}{page} · '
         f'{words["chars"].format(start=passage["start"], end=passage["end"])}</div>'
         f'<div class="src-text">{_highlighted(passage["text"], span)}'
         f"</div></div>"
@@ -244,25 +250,25 @@ def render_sources(turns: list[dict[str, Any]], ui_language: str) -> str:
     return "".join(parts)
 
 
+def _invalid_turn(question: object, error: QuestionError, ui_language: str) -> dict[str, Any]:
+    text = (MESSAGES[ui_language]["empty"] if not str(question or "").strip()
+            else MESSAGES[ui_language]["invalid"].format(error=error))
+    return {"question": str(question or "")[:200], "answer": text, "language": ui_language,
+            "passages": [], "error": True}
+
+
 def _passage_record(passage: Passage, root: Path) -> dict[str, Any]:
     record = {key: value for key, value in asdict(passage).items()
               if key in ("text", "title", "source", "url", "doc_id", "chunk_id", "start", "end",
-                         "language", "section")}
-    record["source"] = _display_path(passage.source, root)
+                         "language", "section", "page")}
+    record["pages"] = list(passage.pages) if passage.pages else None
+    record["source"] = display_path(passage.source, root)
     return record
-
-
-def _display_path(source: str, root: Path) -> str:
-    """Corpus files by their project path, user files by their full path."""
-    try:
-        return str(Path(source).relative_to(root))
-    except ValueError:
-        return source
 
 
 def _citation_record(citation: Citation) -> dict[str, Any]:
     return {"number": int(citation.marker[1:-1]), "chunk_id": citation.passage.chunk_id,
-            "span": list(citation.span) if citation.span else None}
+            "span": list(citation.span) if citation.span else None, "page": citation.page}
 
 
 # --- background start-up ----------------------------------------------------------------
@@ -313,6 +319,15 @@ class Warmup:
         self.phase = "ready"
         docs, chunks = self.counts()
         log.info("UI ready: %d documents, %d passages indexed", docs, chunks)
+
+    def not_ready(self) -> str | None:
+        """Why questions cannot be answered yet (for the API's 503), or None."""
+        if self.phase == "failed":
+            return f"The index could not be built: {self.error}"
+        if not self.index_ready.is_set():
+            return (f"The index is being built ({self.done}/{self.total or '?'} passages "
+                    "embedded); retry in a moment.")
+        return None
 
     def counts(self) -> tuple[int, int]:
         # The warmed-up store, not ``assistant.store``: that waits on the assistant's lock,
@@ -412,13 +427,17 @@ THEME = gr.themes.Soft(
 class ChatApp:
     """The Gradio Blocks of the assistant and the handlers behind them."""
 
-    def __init__(self, assistant: Assistant, warmup: Warmup | None = None) -> None:
+    def __init__(self, assistant: Assistant, warmup: Warmup | None = None,
+                 slots: AnswerSlots | None = None) -> None:
+        """``slots`` are the answer slots shared with the API (server.py); without them
+        the page has its own."""
         self.assistant = assistant
         self.config = assistant.config
         self.root = self.config.corpus_dir.parent
         self.warmup = warmup or Warmup(assistant, load_llm=False).start()
         assert self.config.feedback_file is not None  # Config.__post_init__ sets it
         self.feedback = FeedbackLog(self.config.feedback_file)
+        self.slots = slots or AnswerSlots(self.config.ui_concurrency, self.config.ui_queue_size)
         self._cancels: dict[str, threading.Event] = {}
         # Bumped by "New conversation": a running answer of an older conversation then
         # stops drawing, instead of writing the cleared chat back.
@@ -437,42 +456,68 @@ class ChatApp:
         with self._cancels_lock:  # before the first yield: a click may come right after it
             epoch = self._epochs.get(session, 0)
             cancel = self._cancels[session] = threading.Event()
-
-        def current() -> bool:
-            return self._epochs.get(session, 0) == epoch
-
         try:
             cleaned = validate_question(question, self.config.max_question_chars)
         except QuestionError as exc:
-            text = (MESSAGES[ui_language]["empty"] if not str(question or "").strip()
-                    else MESSAGES[ui_language]["invalid"].format(error=exc))
-            turns.append({"question": str(question or "")[:200], "answer": text,
-                          "language": ui_language, "passages": [], "error": True})
-            with self._cancels_lock:
-                self._cancels.pop(session, None)
+            turns.append(_invalid_turn(question, exc, ui_language))
+            self._forget(session, cancel)
             yield chat_messages(turns), gr.skip(), gr.skip(), turns
             return
         language = detect_language(cleaned)
-        words = MESSAGES[language]
-        passages_per_answer = min(max(int(top_k or 0), 1), 10)  # API callers send anything
         history = [(t["question"], t["answer"]) for t in turns if not t.get("error")]
-        record: dict[str, Any] = {"question": cleaned, "answer": words["searching"],
+        record: dict[str, Any] = {"question": cleaned, "answer": MESSAGES[language]["searching"],
                                   "language": language, "passages": [], "mode": mode}
         turns.append(record)
         yield chat_messages(turns), "", render_sources(turns, ui_language), turns
 
+        def current() -> bool:
+            return self._epochs.get(session, 0) == epoch
+
+        passages_per_answer = min(max(int(top_k or 0), 1), 10)  # API callers send anything
         try:
-            while not self.warmup.index_ready.wait(0.5) and not cancel.is_set():
-                record["answer"] = words["waiting_index"].format(
-                    progress=f"{self.warmup.done}/{self.warmup.total or '?'}")
-                yield chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
-            if self.warmup.phase == "failed":  # say so; do not retry the build per question
-                raise RuntimeError(self.warmup.error or "the index could not be built")
-            pieces: list[str] = []
-            last_yield = 0.0
-            items = self.assistant.ask_stream(
-                cleaned, history=history[-3:], top_k=passages_per_answer, llm=mode,
-                cancel=cancel, include_retrieval=True)
+            yield from self._stream(record, turns, ui_language, cancel, current, dict(
+                history=history[-3:], top_k=passages_per_answer, llm=mode))
+        except Exception as exc:  # noqa: BLE001 - a readable message, never a traceback
+            log.exception("answering %r failed", cleaned)
+            record.update(error=True, answer=MESSAGES[language]["failed"].format(
+                error=f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._forget(session, cancel)
+        if current():
+            yield chat_messages(turns), gr.skip(), render_sources(turns, ui_language), turns
+
+    def _forget(self, session: str, cancel: threading.Event) -> None:
+        with self._cancels_lock:
+            if self._cancels.get(session) is cancel:
+                del self._cancels[session]
+
+    def _wait_for_index(self, record: dict[str, Any], turns: list[dict[str, Any]],
+                        cancel: threading.Event) -> Iterator[tuple[Any, Any, Any, Any]]:
+        words = MESSAGES[record["language"]]
+        while not self.warmup.index_ready.wait(0.5) and not cancel.is_set():
+            record["answer"] = words["waiting_index"].format(
+                progress=f"{self.warmup.done}/{self.warmup.total or '?'}")
+            yield chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
+        if self.warmup.phase == "failed":  # say so; do not retry the build per question
+            raise RuntimeError(self.warmup.error or "the index could not be built")
+        if self.slots.active >= self.slots.limit:  # another answer (page or API) is running
+            record["answer"] = words["queued"]
+            yield chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
+
+    def _stream(self, record: dict[str, Any], turns: list[dict[str, Any]], ui_language: str,
+                cancel: threading.Event, current: Callable[[], bool], options: dict[str, Any]
+                ) -> Iterator[tuple[Any, Any, Any, Any]]:
+        """The answer into ``record`` as it comes: sources first, then the text."""
+        yield from self._wait_for_index(record, turns, cancel)
+        words = MESSAGES[record["language"]]
+        pieces: list[str] = []
+        last_yield = 0.0
+        with self.slots.hold(cancel) as held:  # the answer slots the API shares
+            if not held:  # stopped while waiting
+                record.update(answer=words["stopped"], final=True)
+                return
+            items = self.assistant.ask_stream(record["question"], cancel=cancel,
+                                              include_retrieval=True, **options)
             # closing(): leaving early (stop, new conversation, a closed page) ends the
             # LLM's generation at once, not when the generator is garbage-collected.
             with closing(items):
@@ -495,16 +540,6 @@ class ChatApp:
                         if now - last_yield > 0.08:  # ~12 updates/s are smooth and cheap
                             last_yield = now
                             yield chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
-        except Exception as exc:  # noqa: BLE001 - a readable message, never a traceback
-            log.exception("answering %r failed", cleaned)
-            record.update(answer=words["failed"].format(error=f"{type(exc).__name__}: {exc}"),
-                          error=True)
-        finally:
-            with self._cancels_lock:
-                if self._cancels.get(session) is cancel:
-                    del self._cancels[session]
-        if current():
-            yield chat_messages(turns), gr.skip(), render_sources(turns, ui_language), turns
 
     def _finish(self, record: dict[str, Any], answer: Answer) -> None:
         record.update(
@@ -560,7 +595,7 @@ class ChatApp:
             return gr.skip()
         counts = Counter(record.chunk.doc_id for record in store.chunks.values())
         rows = [[d.title, d.language, d.kind, counts.get(d.doc_id, 0),
-                 d.url or _display_path(d.source, self.root)]
+                 d.url or display_path(d.source, self.root)]
                 for d in sorted(store.documents.values(), key=lambda d: d.doc_id)]
         return gr.Dataframe(value=rows, headers=COLUMNS[language])
 
@@ -610,7 +645,9 @@ class ChatApp:
                 outputs=[chatbot, question, sources, turns],
                 concurrency_limit=config.ui_concurrency, concurrency_id="answer",
                 show_progress="hidden")
-            question.submit(**answer, api_name="ask")
+            # Undocumented: gradio_client still calls /ask, but MCP lists only the tools
+            # made for it (server.py), not this chat handler with its page state.
+            question.submit(**answer, api_name="ask", api_visibility="undocumented")
             send.click(**answer, api_visibility="private")
             stop.click(self.stop, None, None, queue=False, api_visibility="private")
             new_chat.click(self.new_conversation, None, [chatbot, question, sources, turns],
@@ -620,37 +657,3 @@ class ChatApp:
                        show_progress="hidden")
             blocks.load(self.status, None, [status, documents, timer], api_visibility="private")
         return blocks
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable only from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def launch(config: Config | None = None, *, block: bool = True) -> ChatApp:
-    """Start the UI on ``config.ui_host:ui_port`` (127.0.0.1:7860 by default)."""
-    config = config or load_config()
-    assistant = Assistant(config)
-    app = ChatApp(assistant, Warmup(assistant, load_llm=config.llm_backend != "extractive")
-                  .start())
-    auth: tuple[str, str] | None = None
-    if config.ui_auth:  # "user:password": Config checks the colon
-        user, _, password = config.ui_auth.partition(":")
-        auth = (user, password)
-    if (config.ui_share or not is_loopback(config.ui_host)) and auth is None:
-        log.warning("The UI is reachable from other machines (%s) with no password: set "
-                    "ui_auth = \"user:password\" (AI_DIGEST_QA_UI_AUTH).",
-                    "a public share link" if config.ui_share else config.ui_host)
-    app.blocks.queue(max_size=config.ui_queue_size,
-                     default_concurrency_limit=config.ui_concurrency)
-    app.blocks.launch(
-        server_name=config.ui_host, server_port=config.ui_port, share=config.ui_share,
-        auth=auth, prevent_thread_lock=not block, show_error=False, ssr_mode=False,
-        theme=THEME, css=CSS, head=HEAD, i18n=I18N, footer_links=["api", "settings"],
-        quiet=False)
-    return app

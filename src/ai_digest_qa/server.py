@@ -1,0 +1,190 @@
+"""One server, one port: the web UI, the OpenAI-compatible API and the MCP tools.
+
+``python app.py`` / ``ai-digest-qa serve``. A FastAPI app takes ``/v1/...`` (api.py);
+Gradio is mounted on the rest, with its MCP server at ``/gradio_api/mcp/`` exposing the
+``search`` and ``ask`` tools. uvicorn serves the lot. Gradio's own ``launch()`` cannot
+carry routes of ours, so it is used only when the API is off (it alone makes share links).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from typing import Any
+
+from .api import MODEL_ID, ApiService, ChatRequest, add_api, source_records
+from .assistant import Assistant
+from .concurrency import AnswerSlots
+from .config import Config, ConfigError, load_config
+from .records import Answer
+
+log = logging.getLogger("ai_digest_qa.server")
+
+MCP_PATH = "/gradio_api/mcp"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(config: Config) -> None:
+    """Refuse to open the API to the network without keys, unless told to explicitly."""
+    if not config.api_enabled:
+        return
+    if config.ui_share:
+        raise ConfigError("A share link (ui_share) needs Gradio's own launcher, which cannot "
+                          "serve the API: set api_enabled = false (AI_DIGEST_QA_API_ENABLED=0) "
+                          "to share the page without the API.")
+    if not is_loopback(config.ui_host) and not config.api_key_list and not config.api_open:
+        raise ConfigError(
+            f"The API would answer anyone who reaches {config.ui_host} with no key. Set "
+            "api_keys (AI_DIGEST_QA_API_KEYS=key1,key2), or api_open = true to serve it "
+            "open knowingly, or api_enabled = false.")
+
+
+def mcp_tools(service: ApiService) -> list[Any]:
+    """The MCP tools: plain typed functions whose docstrings Gradio turns into schemas."""
+
+    def search(query: str, top_k: int = 5) -> str:
+        """Search the AI digest articles and papers (Chinese or English) for passages.
+
+        Returns JSON: a list of passages with title, url, source, text and offsets.
+
+        Args:
+            query: what to look for, in Chinese or English
+            top_k: how many passages to return, 1 to 50
+        """
+        found = service.retrieve({"query": query, "top_k": int(top_k)})["data"]
+        return json.dumps(found, ensure_ascii=False)
+
+    def ask(question: str) -> str:
+        """Answer a question from the AI digest articles and papers, with citations.
+
+        Returns JSON: answer, answer_mode, abstained and sources. The answer marks
+        each claim with [n]; sources lists what each marker cites. When the sources do
+        not answer, it says so and abstained is true.
+
+        Args:
+            question: the question, in Chinese or English
+        """
+        service.check_ready()
+        answer: Answer = service.answer(ChatRequest(
+            question=question, history=(), model=MODEL_ID, llm=None, stream=False,
+            temperature=None, max_tokens=None))
+        return json.dumps({"answer": answer.text, "answer_mode": answer.mode,
+                           "abstained": answer.abstained,
+                           "sources": source_records(answer, service.root)},
+                          ensure_ascii=False)
+
+    return [search, ask]
+
+
+def _require_key_for_mcp(app: Any, service: ApiService) -> None:
+    """The MCP tools answer like the API, so they need its key too."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, Response
+    from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+    from .api import ApiError
+
+    async def guard(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.url.path.startswith(MCP_PATH):
+            try:
+                service.authorize(request)
+            except ApiError as exc:
+                return JSONResponse(exc.body(), status_code=exc.status)
+        return await call_next(request)
+
+    app.add_middleware(BaseHTTPMiddleware, dispatch=guard)
+
+
+def build_app(config: Config) -> tuple[Any, Any]:
+    """The FastAPI app (API + UI + MCP) and the ChatApp behind the page."""
+    import gradio as gr
+    from fastapi import FastAPI
+    from gradio.events import api as gradio_endpoint
+
+    from .ui import CSS, HEAD, I18N, THEME, ChatApp, Warmup
+
+    assistant = Assistant(config)
+    slots = AnswerSlots(config.ui_concurrency, config.ui_queue_size)
+    warmup = Warmup(assistant, load_llm=config.llm_backend != "extractive").start()
+    chat = ChatApp(assistant, warmup, slots)
+    service = ApiService(assistant, slots, config.api_key_list, warmup.not_ready)
+    with chat.blocks:
+        for tool in mcp_tools(service):
+            gradio_endpoint(tool, api_name=tool.__name__, concurrency_id="answer"
+                   if tool.__name__ == "ask" else None)
+    chat.blocks.queue(max_size=config.ui_queue_size,
+                      default_concurrency_limit=config.ui_concurrency)
+    app = FastAPI(title="ai-digest-qa", docs_url=None, redoc_url=None,
+                  openapi_url="/v1/openapi.json")
+    add_api(app, service)
+    if config.api_key_list:
+        _require_key_for_mcp(app, service)
+    app = gr.mount_gradio_app(
+        app, chat.blocks, path="", auth=_ui_auth(config), show_error=False, ssr_mode=False,
+        theme=THEME, css=CSS, head=HEAD, i18n=I18N, footer_links=["api", "settings"],
+        mcp_server=_mcp_available())
+    return app, chat
+
+
+def _mcp_available() -> bool:
+    try:
+        import mcp  # noqa: F401 - the gradio[mcp] extra
+    except ImportError:
+        log.warning("MCP tools are off: install the mcp extra (pip install -e '.[mcp]').")
+        return False
+    return True
+
+
+def _ui_auth(config: Config) -> tuple[str, str] | None:
+    if not config.ui_auth:  # "user:password": Config checks the colon
+        return None
+    user, _, password = config.ui_auth.partition(":")
+    return user, password
+
+
+def _warn_open_ui(config: Config) -> None:
+    if (config.ui_share or not is_loopback(config.ui_host)) and not config.ui_auth:
+        log.warning("The UI is reachable from other machines (%s) with no password: set "
+                    "ui_auth = \"user:password\" (AI_DIGEST_QA_UI_AUTH).",
+                    "a public share link" if config.ui_share else config.ui_host)
+
+
+def launch(config: Config | None = None) -> None:
+    """Serve on ``config.ui_host:ui_port`` (127.0.0.1:7860 by default) until stopped."""
+    config = config or load_config()
+    check_exposure(config)
+    _warn_open_ui(config)
+    if not config.api_enabled:
+        _launch_gradio_only(config)
+        return
+    import uvicorn
+
+    app, _ = build_app(config)
+    log.info("API at http://%s:%d/v1 (%s)", config.ui_host, config.ui_port,
+             "keys required" if config.api_key_list else "no key")
+    uvicorn.run(app, host=config.ui_host, port=config.ui_port, log_level="warning")
+
+
+def _launch_gradio_only(config: Config) -> None:
+    from .ui import CSS, HEAD, I18N, THEME, ChatApp, Warmup
+
+    assistant = Assistant(config)
+    chat = ChatApp(assistant, Warmup(assistant, load_llm=config.llm_backend != "extractive")
+                   .start())
+    chat.blocks.queue(max_size=config.ui_queue_size,
+                      default_concurrency_limit=config.ui_concurrency)
+    chat.blocks.launch(
+        server_name=config.ui_host, server_port=config.ui_port, share=config.ui_share,
+        auth=_ui_auth(config), show_error=False, ssr_mode=False, theme=THEME, css=CSS,
+        head=HEAD, i18n=I18N, footer_links=["api", "settings"], quiet=False)
+
