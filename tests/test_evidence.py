@@ -141,10 +141,6 @@ def test_a_number_tied_to_another_word_is_misbound():
     scores = ["Llama 2得分54,透明度排第一,GPT-4得分48,排第三。"]
     assert misbound_numbers("48 [1]", scores, "排名第一的模型得了多少分?") == ["48"]
     assert misbound_numbers("54 [1]", scores, "排名第一的模型得了多少分?") == []
-    # Words that both numbers share (篇论文) tell nothing: the question's 接受 decides.
-    assert misbound_numbers("[1] 9,653 篇论文", quotes, "ICML 2024 接受了多少篇论文?") == ["9653"]
-    assert misbound_numbers("[1] 2,609 篇论文", quotes, "ICML 2024 接受了多少篇论文?") == []
-    assert misbound_numbers("[1] 9,653 篇论文", quotes, "ICML 2024 提交了多少篇论文?") == []
 
 
 def test_unknown_latin_names_are_found_in_any_written_form():

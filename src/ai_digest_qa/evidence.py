@@ -961,18 +961,14 @@ def misbound_numbers(text: str, quotes: Sequence[str], question: str) -> list[st
         if value in given:
             continue
         near = _near_terms(normalise(text), match.start(), match.end())
+        if not near:  # a bare "48 [1]" answers the question: its words are the number's
+            near = [set(g.tokens) for g in analyse(question).groups]
         own = [terms for values, terms in numbered if value in values]
         others = [terms for values, terms in numbered if value not in values]
-        if not own:
+        if not own or not near:
             continue
         own_terms = set().union(*own)
         elsewhere = set().union(*others) if others else set()
-        if not any(group & (own_terms ^ elsewhere) for group in near):
-            # A bare "48 [1]", or words that tell no clause apart ("9,653 篇论文" where
-            # both numbers count 论文): the answer's words are the question's.
-            near = near + [set(g.tokens) for g in analyse(question).groups]
-        if not near:
-            continue
         # Only words that tell the clauses apart count: one found with this number and
         # with others ("papers") says nothing.
         if any(group & elsewhere and not group & own_terms for group in near):
