@@ -15,3 +15,13 @@ python -m pip install --quiet -e ".[st,milvus,test]"
 ruff check src tests app.py
 mypy src/ai_digest_qa
 python -m pytest -v "$@"
+# The default install (`pip install -e .`, what scripts/run.sh installs: no milvus or st
+# extras) must read files, serve the API and detect and rebuild a damaged index on its
+# own; the tests above always have the extras. The wheels are cached by now (~1 min).
+python3 -m venv .venv-default
+.venv-default/bin/python -m pip install --quiet --upgrade pip
+.venv-default/bin/python -m pip install --quiet -e ".[test]"
+.venv-default/bin/python -c "import importlib.util as u, sys; sys.exit(bool(u.find_spec('pymilvus') or u.find_spec('torch')))" \
+    || { echo "the default install should have neither pymilvus nor torch" >&2; exit 1; }
+.venv-default/bin/python -m pytest -q -p no:cacheprovider -m "not slow" \
+    tests/test_index.py tests/test_corpus.py tests/test_api.py tests/test_structure.py

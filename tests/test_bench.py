@@ -68,8 +68,13 @@ def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp
     out = tmp_path / "bench"
     report = run_bench(corpus_assistant, QUESTIONS[:8], out, sizes=[3000], answers=1,
                        baseline=baseline, flat_limit=1000, milvus_sizes=[3000],
-                       formats=("shipped", "q8_0"), format_prompts=2, versus=2)
+                       formats=("shipped", "q8_0"), format_prompts=2, versus=2,
+                       api_clients=2)
     data = json.loads((out / "bench.json").read_text())
+    clients = data["api_clients"]
+    assert clients["clients"] == 2 and clients["statuses"] == [200, 200]
+    assert _positive(clients["wall_ratio_concurrent_to_sequential"])
+    assert "concurrent API clients" in (out / "bench.md").read_text()
     assert set(data) >= {"machine", "indexing", "retrieval", "answers", "memory", "scale",
                          "cold_start"}
     indexing = data["indexing"]

@@ -30,7 +30,9 @@ def test_only_loopback_hosts_count_as_private() -> None:
 def test_the_api_is_not_opened_to_the_network_without_keys() -> None:
     with pytest.raises(ConfigError, match="api_keys"):
         check_exposure(load_config(ui_host="0.0.0.0"))
-    check_exposure(load_config(ui_host="0.0.0.0", api_keys=KEY))
+    with pytest.raises(ConfigError, match="ui_auth"):  # the page would be a way around
+        check_exposure(load_config(ui_host="0.0.0.0", api_keys=KEY))
+    check_exposure(load_config(ui_host="0.0.0.0", api_keys=KEY, ui_auth="alice:s3cret"))
     check_exposure(load_config(ui_host="0.0.0.0", api_open=True))
     check_exposure(load_config(ui_host="0.0.0.0", api_enabled=False))
     check_exposure(load_config())
@@ -152,7 +154,7 @@ CONCURRENT = [
     ("What BLEU score did the original Transformer get on WMT 2014 English-to-German?",
      ("28.4",)),
     ("直接偏好优化(DPO)绕过了什么?", ("奖励",)),
-    ("ICML 2024 接受了多少篇论文?", ("2,609", "2609")),
+    ("How many papers were submitted to ICML 2024?", ("9,653", "9653")),
 ]
 
 
@@ -203,7 +205,8 @@ def test_eight_api_clients_get_their_own_answers_queued_with_a_page_user(
 def keyed_server(corpus_assistant: Assistant, tmp_path_factory: pytest.TempPathFactory):
     server = AppServer(corpus_assistant.config.index_dir,
                        tmp_path_factory.mktemp("keyed") / "app.log",
-                       api_keys=f"{KEY},sk-second-key-77", llm_backend="extractive",
+                       api_keys=f"{KEY},sk-second-key-77", ui_auth="alice:s3cret-pw",
+                       llm_backend="extractive",
                        local_model="/nonexistent/model.gguf")
     try:
         server.wait_until_ready()
@@ -225,7 +228,12 @@ def test_keys_guard_the_api_and_the_mcp_tools(keyed_server: AppServer) -> None:
     tools, _ = _mcp(f"{keyed_server.url}gradio_api/mcp/", [],
                     headers={"Authorization": f"Bearer {KEY}"})
     assert sorted(tools) == ["ask", "search"]
-    assert httpx.get(keyed_server.url, timeout=10).status_code == 200  # the page is open
+    # The page and its own Gradio endpoints ask for its login (ui_auth): no way around.
+    assert httpx.get(f"{keyed_server.url}config", timeout=10).status_code == 401
+    for endpoint in ("ask", "search_tool", "ask_tool"):
+        response = httpx.post(f"{keyed_server.url}gradio_api/call/{endpoint}", timeout=10,
+                              json={"data": ["What is DPO?"]})
+        assert response.status_code == 401, (endpoint, response.text[:200])
 
 
 def test_a_named_model_that_cannot_load_is_a_503(keyed_server: AppServer) -> None:

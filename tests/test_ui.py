@@ -89,7 +89,7 @@ def test_an_abstentions_passages_are_labelled_related_not_answers() -> None:
 
 def test_source_cards_show_the_page_of_the_cited_span_or_the_passages_pages() -> None:
     from ai_digest_qa.records import Citation, Passage
-    from ai_digest_qa.ui import _citation_record, _passage_record
+    from ai_digest_qa.ui import _citation_record
 
     text = "End of page seven. Start of page eight <b>bold</b>."
     breaks = (500 + text.index("Start"),)
@@ -101,7 +101,7 @@ def test_source_cards_show_the_page_of_the_cited_span_or_the_passages_pages() ->
     on_eight = text.index("Start")
     citations = [Citation("[1]", pdf, (on_eight, len(text)))]
     turn = {"question": "q", "answer": "a [1]", "language": "en",
-            "passages": [_passage_record(p, Path("/")) for p in (pdf, plain)],
+            "passages": [p.to_record(Path("/")) for p in (pdf, plain)],
             "citations": [_citation_record(c) for c in citations]}
     json.dumps(turn)  # the page state stays JSON
     html = render_sources([turn], "en")

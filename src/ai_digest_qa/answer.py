@@ -241,16 +241,18 @@ class _Turn:
                       abstention=abstention, relevance=self.relevance)
 
 
-def _only_a_title(content: str, titles: set[str]) -> bool:
+def _only_a_title(content: str, titles: set[str], quotes: list[str]) -> bool:
     """Whether the answer is (most of) a source's title and nothing else: a label the
-    prompt showed, not an answer ("Zephyr: Direct Distillation of LM Alignment")."""
+    prompt showed, not an answer ("Zephyr: Direct Distillation of LM Alignment"). A
+    name the quotes state too ("Mistral" for "Mistral 7B") may well be the answer."""
     def letters(text: str) -> str:
         return "".join(ch for ch in text.lower() if ch.isalnum())
 
     answer = letters(content)
-    return len(answer) >= 4 and any(answer in letters(title)
-                                    and 2 * len(answer) >= len(letters(title))
-                                    for title in titles)
+    if len(answer) < 4 or any(answer in letters(quote) for quote in quotes):
+        return False
+    return any(answer in letters(title) and 2 * len(answer) >= len(letters(title))
+               for title in titles)
 
 
 class Answerer:
@@ -483,7 +485,7 @@ class Answerer:
         content = CITATION_MARKER.sub("", text)
         if sum(ch.isalnum() for ch in content) < 2:
             return text, "the model gave no answer text" if en else "模型没有给出回答内容"
-        if _only_a_title(content, titles):
+        if _only_a_title(content, titles, quotes):
             return text, ("the model gave back a source's title" if en
                           else "模型只给出了资料的标题")
         if detect_language(content) != turn.language and len(content) > 12:

@@ -17,23 +17,24 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from .assistant import Assistant, QuestionError, validate_question
 from .concurrency import AnswerSlots, ServerBusy
 from .config import ConfigError
-from .corpus import display_path
 from .llm import LLMError
 from .records import Answer, History, Passage
 
@@ -134,7 +135,8 @@ def _number(body: dict[str, Any], name: str, kind: type, low: float, high: float
     value = body.get(name)
     if value is None:
         return None
-    valid = isinstance(value, (int, float)) and not isinstance(value, bool)
+    valid = isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)  # Python's json reads NaN and Infinity
     if kind is int:
         valid = valid and float(value).is_integer()
     if not valid or value < low or (high is not None and value > high):
@@ -154,19 +156,22 @@ def parse_chat_request(body: object, max_question_chars: int) -> ChatRequest:
     except QuestionError as exc:
         raise ApiError(400, str(exc), param="messages") from None
     model = body.get("model") or MODEL_ID
-    if model not in MODELS:
+    if not isinstance(model, str) or model not in MODELS:
         raise ApiError(404, f"The model {model!r} does not exist; use one of "
                        f"{', '.join(MODELS)} (GET /v1/models).", code="model_not_found",
                        param="model")
-    if body.get("n", 1) != 1:
+    if body.get("n") not in (None, 1):
         raise ApiError(400, "Only one choice per request is supported ('n' must be 1).",
                        param="n")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool) and stream is not None:
+        raise ApiError(400, f"'stream' must be true or false, got {stream!r}.", param="stream")
     max_tokens = _number(body, "max_tokens", int, 1, None)
     if max_tokens is None:
         max_tokens = _number(body, "max_completion_tokens", int, 1, None)
     return ChatRequest(
         question=question, history=_history(messages[:-1]), model=str(model),
-        llm=MODELS[str(model)], stream=bool(body.get("stream", False)),
+        llm=MODELS[str(model)], stream=bool(stream),
         temperature=_number(body, "temperature", float, 0.0, MAX_TEMPERATURE),
         max_tokens=max_tokens)
 
@@ -175,13 +180,7 @@ def parse_chat_request(body: object, max_question_chars: int) -> ChatRequest:
 
 
 def passage_record(passage: Passage, root: Path) -> dict[str, Any]:
-    """A passage as JSON; corpus files by their project path (``root`` is the project)."""
-    return {"title": passage.title, "url": passage.url,
-            "source": display_path(passage.source, root),
-            "page": passage.page, "pages": list(passage.pages) if passage.pages else None,
-            "doc_id": passage.doc_id, "chunk_id": passage.chunk_id,
-            "start": passage.start, "end": passage.end, "language": passage.language,
-            "section": passage.section, "score": passage.score, "text": passage.text}
+    return passage.to_record(root)
 
 
 def source_records(answer: Answer, root: Path) -> list[dict[str, Any]]:
@@ -237,8 +236,17 @@ class ApiService:
         self.slots = slots
         self._keys = tuple(key.encode() for key in keys)  # never logged
         self._not_ready = not_ready
+        # Answers wait for a slot in threads of their own: a shared pool (asyncio's has
+        # 6 threads on 2 cores) would hold later requests before they take a ticket.
+        self.pool = ThreadPoolExecutor(slots.limit + slots.max_waiting + 1,
+                                       thread_name_prefix="api-answer")
 
-    def authorize(self, request: Request) -> None:
+    async def authorize(self, request: Request) -> None:
+        """The route dependency: async, so that a request without a key is refused at
+        once, not after waiting for a worker thread that answers are holding."""
+        self.check_key(request)
+
+    def check_key(self, request: Request) -> None:
         if not self._keys:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -266,9 +274,10 @@ class ApiService:
                            kind="server_error", code="model_not_loaded") from None
 
     def check_capacity(self) -> None:
-        if self.slots.waiting >= self.slots.max_waiting:
+        if self.slots.is_full():
             raise ApiError(429, f"The server is busy ({self.slots.waiting} requests wait); "
-                           "retry in a minute.", kind="rate_limit_error", code="server_busy")
+                           "retry in a few seconds.", kind="rate_limit_error",
+                           code="server_busy")
 
     def models(self) -> dict[str, Any]:
         return {"object": "list", "data": [
@@ -340,7 +349,7 @@ async def stream_events(service: ApiService, request: ChatRequest) -> AsyncItera
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, done)
 
-    worker = loop.run_in_executor(None, produce)
+    worker = loop.run_in_executor(service.pool, produce)
     streamed: list[str] = []
     try:
         yield sse(chunk_body(completion_id, created, request.model, {"role": "assistant"}))
@@ -381,8 +390,9 @@ def _correction(streamed: str, final: str) -> str:
 def _stream_error(exc: Exception) -> ApiError:
     if isinstance(exc, ServerBusy):
         return ApiError(429, str(exc), kind="rate_limit_error", code="server_busy")
-    log.error("streaming an answer failed: %s: %s", type(exc).__name__, exc)
-    return ApiError(500, f"{type(exc).__name__}: {exc}", kind="server_error")
+    log.error("streaming an answer failed", exc_info=exc)
+    return ApiError(500, "The answer failed on the server; its log has the details.",
+                    kind="server_error")
 
 
 # --- routes -----------------------------------------------------------------------------
@@ -408,7 +418,8 @@ def api_router(service: ApiService) -> APIRouter:
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         try:
-            answer = await run_in_threadpool(service.answer, chat)
+            answer = await asyncio.get_running_loop().run_in_executor(
+                service.pool, service.answer, chat)
         except ServerBusy as exc:
             raise ApiError(429, str(exc), kind="rate_limit_error", code="server_busy") from None
         return completion_body(answer, chat, f"chatcmpl-{uuid.uuid4().hex}", int(time.time()),
@@ -436,4 +447,13 @@ def add_api(app: FastAPI, service: ApiService) -> None:
         assert isinstance(exc, ApiError)
         return error_response(exc)
 
+    async def crash(request: Request, exc: Exception) -> Response:
+        # Anything else still answers in OpenAI's shape; the details stay in the log.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        if not request.url.path.startswith("/v1/"):
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        return error_response(ApiError(500, "The request failed on the server; its log "
+                                       "has the details.", kind="server_error"))
+
     app.add_exception_handler(ApiError, handle)
+    app.add_exception_handler(Exception, crash)

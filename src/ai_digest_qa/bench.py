@@ -446,6 +446,7 @@ class BenchReport:
     milvus_corpus: dict[str, Any] = field(default_factory=dict)
     formats: dict[str, Any] = field(default_factory=dict)
     versus: dict[str, Any] = field(default_factory=dict)
+    api_clients: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -498,6 +499,10 @@ class BenchReport:
                       "", f"Focused / as used: **{s['prompt_time_ratio_focused_to_used']:.2f}x**.",
                       ""]
         lines += formats_markdown(self.formats, self.versus)
+        if self.api_clients:
+            from .loadtest import api_clients_markdown
+
+            lines += api_clients_markdown(self.api_clients)
         if self.cold_start:
             c = self.cold_start
             lines += ["## Cold start", "",
@@ -560,7 +565,7 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
               flat_limit: int | None = None, llm: str = "local",
               milvus_sizes: list[int] | None = None, formats: tuple[str, ...] = (),
               versus: int = 0, format_accuracy: list[EvalQuestion] | None = None,
-              format_prompts: int = 12) -> BenchReport:
+              format_prompts: int = 12, api_clients: int = 0) -> BenchReport:
     """Run every stage, write ``bench.json``, ``bench.md`` and ``scale.png`` to ``out_dir``."""
     started = time.perf_counter()
     report = BenchReport(machine=machine_info())
@@ -595,6 +600,11 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
         if milvus_sizes:
             report.milvus_scale = bench_milvus_scale(milvus_sizes,
                                                      assistant.embedder.dimension)
+    if api_clients > 0:  # last: its server loads a second embedder and model
+        from .loadtest import bench_api_clients
+
+        report.api_clients = bench_api_clients(
+            assistant.config, [q.question for q in answerable[:api_clients]])
     report.seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_name = None

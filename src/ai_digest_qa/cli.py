@@ -77,6 +77,9 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--versus", type=int, default=16,
                        help="questions answered by the default and the previous default, "
                             "alternating (0 to skip)")
+    bench.add_argument("--api-clients", type=int, default=0, metavar="N",
+                       help="also N concurrent clients of the OpenAI-compatible API on a "
+                            "real server, against the same questions one at a time")
     bench.add_argument("--out", default="benchmarks/results", help="output folder")
     bench.add_argument("--no-baseline", action="store_true",
                        help="skip the llama-index baseline's retrieval latency")
@@ -347,7 +350,8 @@ def _cmd_bench(assistant: Assistant, args: argparse.Namespace) -> int:
                        baseline=baseline, flat_limit=args.flat_limit, llm=args.llm,
                        milvus_sizes=None if args.milvus is None else _sizes(args.milvus),
                        formats=formats, versus=args.versus,
-                       format_accuracy=report_half if args.format_accuracy else None)
+                       format_accuracy=report_half if args.format_accuracy else None,
+                       api_clients=args.api_clients)
     print(report.markdown("scale.png" if report.scale else None))
     print(f"\nwritten: {Path(args.out) / 'bench.json'}, bench.md"
           + (", scale.png" if report.scale else ""), file=sys.stderr)

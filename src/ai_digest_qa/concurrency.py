@@ -41,6 +41,10 @@ class AnswerSlots:
     def waiting(self) -> int:
         return len(self._waiting)
 
+    def is_full(self) -> bool:
+        """Whether a new request would be refused (:class:`ServerBusy`)."""
+        return len(self._waiting) >= self.max_waiting and self._active >= self.limit
+
     @contextmanager
     def hold(self, cancel: threading.Event | None = None) -> Iterator[bool]:
         """Wait for a slot in arrival order and hold it for the ``with`` block.
@@ -59,10 +63,10 @@ class AnswerSlots:
 
     def _acquire(self, cancel: threading.Event | None) -> bool:
         with self._changed:
-            if len(self._waiting) >= self.max_waiting and self._active >= self.limit:
+            if self.is_full():
                 raise ServerBusy(
                     f"{self._active} answers are being written and {len(self._waiting)} "
-                    "wait; the queue is full. Retry in a minute.")
+                    "wait; the queue is full. Retry in a few seconds.")
             ticket = next(self._tickets)
             self._waiting.append(ticket)
             try:

@@ -219,7 +219,7 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _DOCX_HEADING = re.compile(r"^(?:title|heading [1-9])$", re.I)
 # A zip bomb renamed .docx is refused before it is unpacked (a 10 MB .docx of text unpacks
 # to well under this).
-_DOCX_MAX_UNPACKED = 500_000_000
+_DOCX_MAX_UNPACKED = 100_000_000  # lxml needs several times this in memory
 
 
 def _docx_to_text(path: Path) -> tuple[str, list[Section], str | None]:
@@ -499,11 +499,3 @@ def discover(
             doc_id = _doc_id_for(path.absolute(), root, base)
             found.setdefault(resolved, SourceFile(resolved, doc_id, stat.st_size, stat.st_mtime_ns))
     return sorted(found.values(), key=lambda f: f.doc_id)
-
-
-def display_path(source: str, root: Path) -> str:
-    """Corpus files by their project path, user files by their full path (for display)."""
-    try:
-        return str(Path(source).relative_to(root))
-    except ValueError:
-        return source

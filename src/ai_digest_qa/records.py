@@ -10,6 +10,8 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
 
 History = Sequence[tuple[str, str]]
@@ -26,6 +28,14 @@ AbstentionKind = Literal["no-passages", "unknown-name", "not-covered", "off-topi
 
 # A PDF's page section before pages were recorded (see Document.page_starts).
 _LEGACY_PAGE = re.compile(r"p\. (\d+)")
+
+
+def display_path(source: str, root: Path) -> str:
+    """Corpus files by their project path, user files by their full path (for display)."""
+    try:
+        return str(Path(source).relative_to(root))
+    except ValueError:
+        return source
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,7 @@ class Document:
             "metadata": self.metadata,
         }
 
-    @property
+    @cached_property  # read for every passage: parse the metadata once
     def page_starts(self) -> tuple[int, ...]:
         """Where each page starts in ``text`` (item ``n - 1`` for page ``n``); empty for a
         document without pages (anything but a PDF).
@@ -167,6 +177,16 @@ class Passage:
     page: int | None = None
     pages: tuple[int, int] | None = None
     page_breaks: tuple[int, ...] = ()
+
+    def to_record(self, root: Path) -> dict[str, Any]:
+        """The passage as JSON for the page, the API and ``--json``; corpus files by their
+        project path (``root`` is the project folder)."""
+        return {"title": self.title, "url": self.url,
+                "source": display_path(self.source, root),
+                "page": self.page, "pages": list(self.pages) if self.pages else None,
+                "doc_id": self.doc_id, "chunk_id": self.chunk_id, "start": self.start,
+                "end": self.end, "language": self.language, "section": self.section,
+                "score": self.score, "text": self.text}
 
     def page_at(self, offset: int) -> int | None:
         """The page of the document offset ``offset`` (``start <= offset < end``)."""

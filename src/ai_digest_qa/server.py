@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .api import MODEL_ID, ApiService, ChatRequest, add_api, source_records
@@ -42,11 +44,19 @@ def check_exposure(config: Config) -> None:
         raise ConfigError("A share link (ui_share) needs Gradio's own launcher, which cannot "
                           "serve the API: set api_enabled = false (AI_DIGEST_QA_API_ENABLED=0) "
                           "to share the page without the API.")
-    if not is_loopback(config.ui_host) and not config.api_key_list and not config.api_open:
+    if is_loopback(config.ui_host) or config.api_open:
+        return
+    if not config.api_key_list:
         raise ConfigError(
             f"The API would answer anyone who reaches {config.ui_host} with no key. Set "
             "api_keys (AI_DIGEST_QA_API_KEYS=key1,key2), or api_open = true to serve it "
             "open knowingly, or api_enabled = false.")
+    if not config.ui_auth:
+        # The page's own Gradio endpoints answer too: without a login they would be a
+        # way around the keys.
+        raise ConfigError(
+            f"The page on {config.ui_host} would answer anyone without a login, around the "
+            "API's keys: set ui_auth = \"user:password\" (--auth), or api_open = true.")
 
 
 def mcp_tools(service: ApiService) -> list[Any]:
@@ -61,7 +71,9 @@ def mcp_tools(service: ApiService) -> list[Any]:
             query: what to look for, in Chinese or English
             top_k: how many passages to return, 1 to 50
         """
-        found = service.retrieve({"query": query, "top_k": int(top_k)})["data"]
+        with _tool_errors():
+            service.check_ready()
+            found = service.retrieve({"query": query, "top_k": int(top_k)})["data"]
         return json.dumps(found, ensure_ascii=False)
 
     def ask(question: str) -> str:
@@ -74,10 +86,11 @@ def mcp_tools(service: ApiService) -> list[Any]:
         Args:
             question: the question, in Chinese or English
         """
-        service.check_ready()
-        answer: Answer = service.answer(ChatRequest(
-            question=question, history=(), model=MODEL_ID, llm=None, stream=False,
-            temperature=None, max_tokens=None))
+        with _tool_errors():
+            service.check_ready()
+            answer: Answer = service.answer(ChatRequest(
+                question=question, history=(), model=MODEL_ID, llm=None, stream=False,
+                temperature=None, max_tokens=None))
         return json.dumps({"answer": answer.text, "answer_mode": answer.mode,
                            "abstained": answer.abstained,
                            "sources": source_records(answer, service.root)},
@@ -86,23 +99,27 @@ def mcp_tools(service: ApiService) -> list[Any]:
     return [search, ask]
 
 
-def _require_key_for_mcp(app: Any, service: ApiService) -> None:
-    """The MCP tools answer like the API, so they need its key too."""
-    from fastapi import Request
-    from fastapi.responses import JSONResponse, Response
-    from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+class _McpKeyGuard:
+    """The MCP tools answer like the API, so they need its key too (a plain ASGI
+    middleware: Starlette's BaseHTTPMiddleware buffers the streams MCP sends)."""
 
-    from .api import ApiError
+    def __init__(self, app: Any, service: ApiService) -> None:
+        self.app, self.service = app, service
 
-    async def guard(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.url.path.startswith(MCP_PATH):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(MCP_PATH):
+            from fastapi import Request
+
+            from .api import ApiError, error_response
+
             try:
-                service.authorize(request)
+                self.service.check_key(Request(scope))
             except ApiError as exc:
-                return JSONResponse(exc.body(), status_code=exc.status)
-        return await call_next(request)
-
-    app.add_middleware(BaseHTTPMiddleware, dispatch=guard)
+                response = error_response(exc)
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def build_app(config: Config) -> tuple[Any, Any]:
@@ -120,15 +137,17 @@ def build_app(config: Config) -> tuple[Any, Any]:
     service = ApiService(assistant, slots, config.api_key_list, warmup.not_ready)
     with chat.blocks:
         for tool in mcp_tools(service):
-            gradio_endpoint(tool, api_name=tool.__name__, concurrency_id="answer"
-                   if tool.__name__ == "ask" else None)
+            # Unqueued: Gradio's MCP server then calls the function directly instead of
+            # through its own HTTP queue (which a ui_auth login would refuse). The answer
+            # slots gate it. Named apart from the page's own "ask" endpoint.
+            gradio_endpoint(tool, api_name=f"{tool.__name__}_tool", queue=False)
     chat.blocks.queue(max_size=config.ui_queue_size,
                       default_concurrency_limit=config.ui_concurrency)
-    app = FastAPI(title="ai-digest-qa", docs_url=None, redoc_url=None,
-                  openapi_url="/v1/openapi.json")
+    # No generated docs: they would be served without the API's key.
+    app = FastAPI(title="ai-digest-qa", docs_url=None, redoc_url=None, openapi_url=None)
     add_api(app, service)
     if config.api_key_list:
-        _require_key_for_mcp(app, service)
+        app.add_middleware(_McpKeyGuard, service=service)
     app = gr.mount_gradio_app(
         app, chat.blocks, path="", auth=_ui_auth(config), show_error=False, ssr_mode=False,
         theme=THEME, css=CSS, head=HEAD, i18n=I18N, footer_links=["api", "settings"],
@@ -136,11 +155,27 @@ def build_app(config: Config) -> tuple[Any, Any]:
     return app, chat
 
 
+@contextmanager
+def _tool_errors() -> Iterator[None]:
+    """An API error as a tool error the MCP client can read (Gradio hides others)."""
+    import gradio as gr
+
+    from .api import ApiError
+    from .concurrency import ServerBusy
+
+    try:
+        yield
+    except ApiError as exc:
+        raise gr.Error(exc.message) from None
+    except ServerBusy as exc:
+        raise gr.Error(str(exc)) from None
+
+
 def _mcp_available() -> bool:
     try:
         import mcp  # noqa: F401 - the gradio[mcp] extra
     except ImportError:
-        log.warning("MCP tools are off: install the mcp extra (pip install -e '.[mcp]').")
+        log.warning("MCP tools are off: the mcp package (gradio[mcp]) is not installed.")
         return False
     return True
 

@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,9 +33,8 @@ import numpy as np
 from .answer import CITATION_MARKER
 from .assistant import Assistant, QuestionError, validate_question
 from .concurrency import AnswerSlots
-from .corpus import display_path
 from .index import IndexStore
-from .records import Answer, Citation, Passage, Retrieval
+from .records import Answer, Citation, Retrieval, display_path
 from .textutils import detect_language, page_label
 
 log = logging.getLogger("ai_digest_qa.ui")
@@ -83,7 +81,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "index_failed": "⚠️ The index could not be built: {error}",
         "waiting_index": "⏳ Waiting for the index to be built ({progress})…",
         "searching": "🔎 Searching the sources…",
-        "queued": "⏳ Another answer is being written; yours is next in line…",
+        "queued": "⏳ Other answers are being written; yours is in line…",
         "writing": "✍️ Found {n} passages; writing the answer…",
         "stopped": "⏹ Stopped.",
         "empty": "Please type a question first (Chinese or English).",
@@ -108,7 +106,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "index_failed": "⚠️ 无法建立索引:{error}",
         "waiting_index": "⏳ 正在等待索引建立({progress})…",
         "searching": "🔎 正在检索资料…",
-        "queued": "⏳ 正在生成另一个回答,您的问题排在后面…",
+        "queued": "⏳ 正在生成其他回答,您的问题正在排队…",
         "writing": "✍️ 找到 {n} 个段落,正在生成回答…",
         "stopped": "⏹ 已停止。",
         "empty": "请先输入问题(中文或英文)。",
@@ -255,15 +253,6 @@ def _invalid_turn(question: object, error: QuestionError, ui_language: str) -> d
             else MESSAGES[ui_language]["invalid"].format(error=error))
     return {"question": str(question or "")[:200], "answer": text, "language": ui_language,
             "passages": [], "error": True}
-
-
-def _passage_record(passage: Passage, root: Path) -> dict[str, Any]:
-    record = {key: value for key, value in asdict(passage).items()
-              if key in ("text", "title", "source", "url", "doc_id", "chunk_id", "start", "end",
-                         "language", "section", "page")}
-    record["pages"] = list(passage.pages) if passage.pages else None
-    record["source"] = display_path(passage.source, root)
-    return record
 
 
 def _citation_record(citation: Citation) -> dict[str, Any]:
@@ -473,8 +462,8 @@ class ChatApp:
         def current() -> bool:
             return self._epochs.get(session, 0) == epoch
 
-        passages_per_answer = min(max(int(top_k or 0), 1), 10)  # API callers send anything
         try:
+            passages_per_answer = min(max(int(top_k or 0), 1), 10)  # callers send anything
             yield from self._stream(record, turns, ui_language, cancel, current, dict(
                 history=history[-3:], top_k=passages_per_answer, llm=mode))
         except Exception as exc:  # noqa: BLE001 - a readable message, never a traceback
@@ -526,7 +515,7 @@ class ChatApp:
                         cancel.set()
                         return
                     if isinstance(item, Retrieval):
-                        record["passages"] = [_passage_record(p, self.root)
+                        record["passages"] = [p.to_record(self.root)
                                               for p in item.passages]
                         record["answer"] = words["writing"].format(n=len(item.passages))
                         yield (chat_messages(turns), gr.skip(),
@@ -546,7 +535,7 @@ class ChatApp:
             answer=answer.text, final=True, llm=answer.llm, answer_mode=answer.mode,
             seconds=answer.timings.get("total", 0.0), abstained=answer.abstained,
             stopped=answer.notice == "stopped", notice=answer.notice,
-            passages=[_passage_record(p, self.root) for p in answer.passages],
+            passages=[p.to_record(self.root) for p in answer.passages],
             citations=[_citation_record(c) for c in answer.citations])
 
     def stop(self, request: gr.Request) -> None:
@@ -643,7 +632,10 @@ class ChatApp:
             answer: dict[str, Any] = dict(
                 fn=self.answer, inputs=[question, mode, top_k, turns],
                 outputs=[chatbot, question, sources, turns],
-                concurrency_limit=config.ui_concurrency, concurrency_id="answer",
+                # No limit here: the answer slots (shared with the API and MCP) are the
+                # limit, and all wait there in arrival order. A limit here would keep a
+                # page user in Gradio's queue while later API requests take tickets.
+                concurrency_limit=None,
                 show_progress="hidden")
             # Undocumented: gradio_client still calls /ask, but MCP lists only the tools
             # made for it (server.py), not this chat handler with its page state.
