@@ -77,6 +77,9 @@ def test_the_last_user_message_is_the_question_and_earlier_turns_the_history() -
     (_chat(max_tokens=True), 400, "max_tokens"),
     (_chat(max_tokens=1.5), 400, "max_tokens"),
     (_chat(n=2), 400, "n"),
+    (_chat(temperature=float("nan")), 400, "temperature"),
+    (_chat(stream="false"), 400, "stream"),
+    (_chat(model=["ai-digest-qa"]), 404, "model"),
 ])
 def test_bad_requests_say_what_is_wrong(body, status: int, param: str | None) -> None:
     with pytest.raises(ApiError) as caught:
