@@ -457,107 +457,151 @@ class BenchReport:
         lines = ["# ai-digest-qa benchmark", "",
                  f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, "
                  f"Python {m['python']}. Run took {self.seconds:.0f} s.", ""]
+        # One section per stage that ran, in this order.
         if self.indexing:
-            i = self.indexing
-            lines += ["## Indexing", "",
-                      "| | chunks/s | seconds |", "| --- | --- | --- |",
-                      f"| whole pipeline ({i['documents']} documents, {i['chunks']} chunks) | "
-                      f"{i['pipeline_chunks_per_s']:.1f} | {i['pipeline_seconds']:.1f} |",
-                      f"| embedder alone, same texts | {i['embedder_chunks_per_s']:.1f} | "
-                      f"{i['embedder_seconds']:.1f} |", "",
-                      f"Pipeline / embedder time: **{i['overhead_ratio']:.2f}x** (fastest of "
-                      f"{i.get('rounds', 1)} alternating runs each).", ""]
+            lines += self._indexing_md()
         if self.retrieval:
-            r = self.retrieval
-            lines += ["## Retrieval latency", "", "| system | p50 ms | p95 ms | n |",
-                      "| --- | --- | --- | --- |"]
-            for name in ("ours", "baseline"):
-                if name in r:
-                    lines.append(f"| {name} | {r[name]['p50_ms']:.1f} | {r[name]['p95_ms']:.1f}"
-                                 f" | {r[name]['n']} |")
-            if "p50_ratio_ours_to_baseline" in r:
-                lines += ["", f"Ours / baseline p50: **{r['p50_ratio_ours_to_baseline']:.2f}x** "
-                          "(ours adds keyword search, query expansion and fusion)."]
-            lines.append("")
+            lines += self._retrieval_md()
         if self.answers:
-            s = self.answers["summary"]
-            lines += ["## Answers", "", f"LLM: {s['llm']}, {s['n']} questions.", "",
-                      "| first token s | total s | tokens/s (ours) | tokens/s (raw llama.cpp) "
-                      "| ours/raw | prompt tokens | prompt tokens/s (raw) |",
-                      "| --- | --- | --- | --- | --- | --- | --- |",
-                      f"| {s['first_token_s']:.2f} | {s['total_s']:.2f} | {s['tokens_per_s']:.1f}"
-                      f" | {s['raw_tokens_per_s']:.1f} | {s['generation_ratio_ours_to_raw']:.2f}"
-                      f" | {s['prompt_tokens']:.0f} | {s['raw_prompt_tokens_per_s']:.0f} |", "",
-                      "Reading the prompt is the largest cost. The same prompts with each "
-                      f"passage cut to its sentences closest to the question "
-                      f"(prompt_passage_chars = {s['focus_chars']}):", "",
-                      "| prompt | tokens | llama.cpp prompt seconds |", "| --- | --- | --- |",
-                      f"| as used (prompt_passage_chars = {s['prompt_passage_chars']}) | "
-                      f"{s['prompt_tokens']:.0f} | {s['prompt_seconds']:.2f} |",
-                      f"| focused to {s['focus_chars']} characters per passage | "
-                      f"{s['focused_prompt_tokens']:.0f} | {s['focused_prompt_seconds']:.2f} |",
-                      "", f"Focused / as used: **{s['prompt_time_ratio_focused_to_used']:.2f}x**.",
-                      ""]
+            lines += self._answers_md()
         lines += formats_markdown(self.formats, self.versus)
         if self.api_clients:
-            from .loadtest import api_clients_markdown
-
-            lines += api_clients_markdown(self.api_clients)
+            lines += self._api_clients_md()
         if self.cold_start:
-            c = self.cold_start
-            lines += ["## Cold start", "",
-                      "| step | seconds |", "| --- | --- |"]
-            labels = {"index_load_s": "load the index",
-                      "embedder_and_first_search_s": "load the embedder, first search",
-                      "model_load_s": "load the LLM"}
-            lines += [f"| {labels.get(k, k)} | {v:.2f} |" for k, v in c.items()]
-            lines += ["", "The web UI pays these at start-up, in the background, so its first "
-                      "user does not.", ""]
+            lines += self._cold_start_md()
         if self.memory:
-            lines += ["## Memory", "", "| stage | RSS MB |", "| --- | --- |"]
-            lines += [f"| {k} | {v:.0f} |" for k, v in self.memory.items()]
-            lines.append("")
+            lines += self._memory_md()
         if self.scale:
-            lines += ["## Scale (synthetic 384-d chunks, vector search, 1 thread)", "",
-                      "| chunks | index | build s | exact p50 ms | chosen p50 ms | chosen p95 ms "
-                      "| speed-up | recall@10 | index MB |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-            for r in self.scale:
-                lines.append(
-                    f"| {r['chunks']:,} | {r['index']} | {r['build_seconds']:.1f} | "
-                    f"{r['exact']['p50_ms']:.2f} | {r['chosen']['p50_ms']:.2f} | "
-                    f"{r['chosen']['p95_ms']:.2f} | {r['speedup_vs_exact']:.1f}x | "
-                    f"{r['recall@10']:.3f} | {r['index_mb']:.0f} |")
-            if plot_name:
-                lines += ["", f"![latency against corpus size]({plot_name})"]
-            lines.append("")
+            lines += self._scale_md(plot_name)
         if self.milvus_scale:
-            lines += ["## Milvus Lite against FAISS (same synthetic vectors and queries)", "",
-                      "| chunks | FAISS index | FAISS p50/p95 ms | FAISS recall@10 | Milvus "
-                      "index | Milvus p50/p95 ms | Milvus recall@10 | Milvus insert s | "
-                      "Milvus index s | p50 Milvus/FAISS |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-            for r in self.milvus_scale:
-                lines.append(
-                    f"| {r['chunks']:,} | {r['faiss_index']} | {r['faiss']['p50_ms']:.2f} / "
-                    f"{r['faiss']['p95_ms']:.2f} | {r['faiss_recall@10']:.3f} | "
-                    f"{r['milvus_index']} | {r['milvus']['p50_ms']:.1f} / "
-                    f"{r['milvus']['p95_ms']:.1f} | {r['milvus_recall@10']:.3f} | "
-                    f"{r['milvus_insert_seconds']:.1f} | {r['milvus_index_seconds']:.1f} | "
-                    f"{r['p50_ratio_milvus_to_faiss']:.0f}x |")
-            lines.append("")
+            lines += self._milvus_scale_md()
         if self.milvus_corpus:
-            lines += ["## The real corpus: vector store and keyword search", "",
-                      "| variant | hit@1 | hit@5 | MRR | p50 ms | p95 ms |",
-                      "| --- | --- | --- | --- | --- | --- |"]
-            for name, r in self.milvus_corpus.items():
-                if not isinstance(r, dict):
-                    lines.append(f"| {name}: {r} | | | | | |")
-                    continue
-                lines.append(f"| {name} | {r['hit@1']:.3f} | {r['hit@5']:.3f} | "
-                             f"{r['mrr']:.3f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
-            lines.append("")
+            lines += self._milvus_corpus_md()
         return "\n".join(lines)
+
+    def _indexing_md(self) -> list[str]:
+        lines: list[str] = []
+        i = self.indexing
+        lines += ["## Indexing", "",
+                  "| | chunks/s | seconds |", "| --- | --- | --- |",
+                  f"| whole pipeline ({i['documents']} documents, {i['chunks']} chunks) | "
+                  f"{i['pipeline_chunks_per_s']:.1f} | {i['pipeline_seconds']:.1f} |",
+                  f"| embedder alone, same texts | {i['embedder_chunks_per_s']:.1f} | "
+                  f"{i['embedder_seconds']:.1f} |", "",
+                  f"Pipeline / embedder time: **{i['overhead_ratio']:.2f}x** (fastest of "
+                  f"{i.get('rounds', 1)} alternating runs each).", ""]
+        return lines
+
+    def _retrieval_md(self) -> list[str]:
+        lines: list[str] = []
+        r = self.retrieval
+        lines += ["## Retrieval latency", "", "| system | p50 ms | p95 ms | n |",
+                  "| --- | --- | --- | --- |"]
+        for name in ("ours", "baseline"):
+            if name in r:
+                lines.append(f"| {name} | {r[name]['p50_ms']:.1f} | {r[name]['p95_ms']:.1f}"
+                             f" | {r[name]['n']} |")
+        if "p50_ratio_ours_to_baseline" in r:
+            lines += ["", f"Ours / baseline p50: **{r['p50_ratio_ours_to_baseline']:.2f}x** "
+                      "(ours adds keyword search, query expansion and fusion)."]
+        lines.append("")
+        return lines
+
+    def _answers_md(self) -> list[str]:
+        lines: list[str] = []
+        s = self.answers["summary"]
+        lines += ["## Answers", "", f"LLM: {s['llm']}, {s['n']} questions.", "",
+                  "| first token s | total s | tokens/s (ours) | tokens/s (raw llama.cpp) "
+                  "| ours/raw | prompt tokens | prompt tokens/s (raw) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |",
+                  f"| {s['first_token_s']:.2f} | {s['total_s']:.2f} | {s['tokens_per_s']:.1f}"
+                  f" | {s['raw_tokens_per_s']:.1f} | {s['generation_ratio_ours_to_raw']:.2f}"
+                  f" | {s['prompt_tokens']:.0f} | {s['raw_prompt_tokens_per_s']:.0f} |", "",
+                  "Reading the prompt is the largest cost. The same prompts with each "
+                  f"passage cut to its sentences closest to the question "
+                  f"(prompt_passage_chars = {s['focus_chars']}):", "",
+                  "| prompt | tokens | llama.cpp prompt seconds |", "| --- | --- | --- |",
+                  f"| as used (prompt_passage_chars = {s['prompt_passage_chars']}) | "
+                  f"{s['prompt_tokens']:.0f} | {s['prompt_seconds']:.2f} |",
+                  f"| focused to {s['focus_chars']} characters per passage | "
+                  f"{s['focused_prompt_tokens']:.0f} | {s['focused_prompt_seconds']:.2f} |",
+                  "", f"Focused / as used: **{s['prompt_time_ratio_focused_to_used']:.2f}x**.",
+                  ""]
+        return lines
+
+    def _api_clients_md(self) -> list[str]:
+        from .loadtest import api_clients_markdown
+
+        return api_clients_markdown(self.api_clients)
+
+    def _cold_start_md(self) -> list[str]:
+        lines: list[str] = []
+        c = self.cold_start
+        lines += ["## Cold start", "",
+                  "| step | seconds |", "| --- | --- |"]
+        labels = {"index_load_s": "load the index",
+                  "embedder_and_first_search_s": "load the embedder, first search",
+                  "model_load_s": "load the LLM"}
+        lines += [f"| {labels.get(k, k)} | {v:.2f} |" for k, v in c.items()]
+        lines += ["", "The web UI pays these at start-up, in the background, so its first "
+                  "user does not.", ""]
+        return lines
+
+    def _memory_md(self) -> list[str]:
+        lines: list[str] = []
+        lines += ["## Memory", "", "| stage | RSS MB |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.0f} |" for k, v in self.memory.items()]
+        lines.append("")
+        return lines
+
+    def _scale_md(self, plot_name: str | None) -> list[str]:
+        lines: list[str] = []
+        lines += ["## Scale (synthetic 384-d chunks, vector search, 1 thread)", "",
+                  "| chunks | index | build s | exact p50 ms | chosen p50 ms | chosen p95 ms "
+                  "| speed-up | recall@10 | index MB |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in self.scale:
+            lines.append(
+                f"| {r['chunks']:,} | {r['index']} | {r['build_seconds']:.1f} | "
+                f"{r['exact']['p50_ms']:.2f} | {r['chosen']['p50_ms']:.2f} | "
+                f"{r['chosen']['p95_ms']:.2f} | {r['speedup_vs_exact']:.1f}x | "
+                f"{r['recall@10']:.3f} | {r['index_mb']:.0f} |")
+        if plot_name:
+            lines += ["", f"![latency against corpus size]({plot_name})"]
+        lines.append("")
+        return lines
+
+    def _milvus_scale_md(self) -> list[str]:
+        lines: list[str] = []
+        lines += ["## Milvus Lite against FAISS (same synthetic vectors and queries)", "",
+                  "| chunks | FAISS index | FAISS p50/p95 ms | FAISS recall@10 | Milvus "
+                  "index | Milvus p50/p95 ms | Milvus recall@10 | Milvus insert s | "
+                  "Milvus index s | p50 Milvus/FAISS |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in self.milvus_scale:
+            lines.append(
+                f"| {r['chunks']:,} | {r['faiss_index']} | {r['faiss']['p50_ms']:.2f} / "
+                f"{r['faiss']['p95_ms']:.2f} | {r['faiss_recall@10']:.3f} | "
+                f"{r['milvus_index']} | {r['milvus']['p50_ms']:.1f} / "
+                f"{r['milvus']['p95_ms']:.1f} | {r['milvus_recall@10']:.3f} | "
+                f"{r['milvus_insert_seconds']:.1f} | {r['milvus_index_seconds']:.1f} | "
+                f"{r['p50_ratio_milvus_to_faiss']:.0f}x |")
+        lines.append("")
+        return lines
+
+    def _milvus_corpus_md(self) -> list[str]:
+        lines: list[str] = []
+        lines += ["## The real corpus: vector store and keyword search", "",
+                  "| variant | hit@1 | hit@5 | MRR | p50 ms | p95 ms |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for name, r in self.milvus_corpus.items():
+            if not isinstance(r, dict):
+                lines.append(f"| {name}: {r} | | | | | |")
+                continue
+            lines.append(f"| {name} | {r['hit@1']:.3f} | {r['hit@5']:.3f} | "
+                         f"{r['mrr']:.3f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} |")
+        lines.append("")
+        return lines
 
 
 def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path, *,

@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from . import _offline  # noqa: F401
 from .assistant import Assistant, QuestionError
@@ -18,6 +18,9 @@ from .records import Answer
 from .textutils import page_label
 from .vectorstores import VectorStoreUnavailable
 
+# argparse names its sub-command container only privately.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -26,7 +29,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="TOML config file (default: ai-digest-qa.toml)")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_index_command(commands)
+    _add_ask_command(commands)
+    _add_eval_command(commands)
+    _add_bench_command(commands)
+    _add_search_command(commands)
+    _add_migrate_command(commands)
+    _add_serve_command(commands)
+    return parser
 
+
+def _add_index_command(commands: Subcommands) -> None:
     index = commands.add_parser(
         "index", help="index corpus/ plus PATHs (files or folders; remembered for next time)")
     index.add_argument("paths", nargs="*", type=Path,
@@ -36,6 +49,8 @@ def _build_parser() -> argparse.ArgumentParser:
     index.add_argument("--rebuild", action="store_true", help="re-embed everything from scratch")
     index.add_argument("--list", action="store_true", help="list the indexed documents")
 
+
+def _add_ask_command(commands: Subcommands) -> None:
     ask = commands.add_parser("ask", help="answer a question with cited sources")
     ask.add_argument("question")
     ask.add_argument("-k", "--top-k", type=int, default=None, help="passages given to the LLM")
@@ -43,6 +58,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="answer backend (default: configuration, 'local')")
     ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
 
+
+def _add_eval_command(commands: Subcommands) -> None:
     evaluate = commands.add_parser("eval", help="measure retrieval or answer quality")
     evaluate.add_argument("--set", default=None, help="question set (eval/dev_qa.jsonl)")
     evaluate.add_argument("--mode", choices=["retrieval", "answer"], default="retrieval")
@@ -62,6 +79,8 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-baseline", action="store_true",
                           help="skip the plain llama-index VectorStoreIndex comparison")
 
+
+def _add_bench_command(commands: Subcommands) -> None:
     bench = commands.add_parser("bench", help="measure speed and memory (JSON, markdown, plot)")
     bench.add_argument("--set", default=None, help="question set (eval/dev_qa.jsonl)")
     bench.add_argument("--sizes", default="10000,100000",
@@ -92,16 +111,22 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="largest synthetic corpus the scale test searches exactly "
                             "(default 50000, as the live index)")
 
+
+def _add_search_command(commands: Subcommands) -> None:
     search = commands.add_parser("search", help="retrieve passages for a question")
     search.add_argument("question")
     search.add_argument("-k", "--top-k", type=int, default=None, help="number of passages")
     search.add_argument("--json", action="store_true", help="print passages as JSON")
 
+
+def _add_migrate_command(commands: Subcommands) -> None:
     migrate = commands.add_parser(
         "migrate", help="move the index's vectors to another vector store (no re-embedding)")
     migrate.add_argument("--to", required=True, choices=["milvus", "faiss"],
                          help="target backend (Milvus at milvus_uri; default index/milvus.db)")
 
+
+def _add_serve_command(commands: Subcommands) -> None:
     serve = commands.add_parser(
         "serve", help="start the web UI, the OpenAI-compatible API (/v1) and the MCP tools "
         "on one port (same as python app.py)")
@@ -111,7 +136,6 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="also make a public gradio.live link (needs internet)")
     serve.add_argument("--auth", default=None, metavar="USER:PASSWORD",
                        help="require this login (use it whenever --host is not loopback)")
-    return parser
 
 
 def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
