@@ -240,3 +240,29 @@ def test_a_stream_ends_with_the_final_answer_when_the_draft_was_replaced(
     assert text.startswith("Zephyr: Direct Distillation of LM Alignment [1]")
     assert text.endswith("\n\n" + final.text)  # the answer follows the rejected draft
     assert events[-1]["content"] == final.text and events[-1]["sources"]
+
+
+def test_a_model_can_be_looked_up_by_id(assistant: Assistant) -> None:
+    client = _client(assistant)
+    assert client.get("/v1/models/ai-digest-qa-extractive").json()["id"] == \
+        "ai-digest-qa-extractive"
+    assert _error(client.get("/v1/models/gpt-4"))["code"] == "model_not_found"
+
+
+def test_a_client_that_hangs_up_stops_its_answer() -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ai_digest_qa.api import _answer_unless_gone
+
+    class Gone:
+        async def is_disconnected(self) -> bool:
+            return True
+
+    class Waiting:
+        pool = ThreadPoolExecutor(1)
+
+        def answer(self, chat, cancel):
+            return "stopped" if cancel.wait(10) else "ran to the end"
+
+    assert asyncio.run(_answer_unless_gone(Waiting(), None, Gone())) == "stopped"

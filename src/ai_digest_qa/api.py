@@ -296,9 +296,9 @@ class ApiService:
             with closing(items):
                 yield from items
 
-    def answer(self, request: ChatRequest) -> Answer:
+    def answer(self, request: ChatRequest, cancel: threading.Event | None = None) -> Answer:
         final = None
-        for item in self.answer_items(request, threading.Event()):
+        for item in self.answer_items(request, cancel or threading.Event()):
             if isinstance(item, Answer):
                 final = item
         if final is None:
@@ -387,6 +387,19 @@ def _correction(streamed: str, final: str) -> str:
     return f"\n\n{final}" if streamed.strip() else final
 
 
+async def _answer_unless_gone(service: ApiService, chat: ChatRequest, request: Request
+                             ) -> Answer:
+    """The whole answer; a client that hangs up meanwhile stops it at the next token
+    (or takes it out of the queue), instead of holding a slot for nobody."""
+    cancel = threading.Event()
+    future = asyncio.get_running_loop().run_in_executor(service.pool, service.answer,
+                                                        chat, cancel)
+    while not (await asyncio.wait([future], timeout=0.5))[0]:
+        if await request.is_disconnected():
+            cancel.set()
+    return future.result()
+
+
 def _stream_error(exc: Exception) -> ApiError:
     if isinstance(exc, ServerBusy):
         return ApiError(429, str(exc), kind="rate_limit_error", code="server_busy")
@@ -418,12 +431,18 @@ def api_router(service: ApiService) -> APIRouter:
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         try:
-            answer = await asyncio.get_running_loop().run_in_executor(
-                service.pool, service.answer, chat)
+            answer = await _answer_unless_gone(service, chat, request)
         except ServerBusy as exc:
             raise ApiError(429, str(exc), kind="rate_limit_error", code="server_busy") from None
         return completion_body(answer, chat, f"chatcmpl-{uuid.uuid4().hex}", int(time.time()),
                                service.root)
+
+    @router.get("/models/{model}")
+    async def model(model: str) -> dict[str, Any]:
+        if model not in MODELS:
+            raise ApiError(404, f"The model {model!r} does not exist; use one of "
+                           f"{', '.join(MODELS)}.", code="model_not_found", param="model")
+        return next(m for m in service.models()["data"] if m["id"] == model)
 
     @router.post("/retrieve")
     async def retrieve(request: Request) -> dict[str, Any]:
