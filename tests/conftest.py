@@ -146,6 +146,18 @@ class AppServer:
         while time.monotonic() < deadline and "UI ready" not in self.log_path.read_text():
             time.sleep(0.5)
 
+    def __enter__(self) -> AppServer:
+        """Ready to use; stopped by its PID on leaving, whatever happened."""
+        try:
+            self.wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         import signal
 
@@ -162,13 +174,9 @@ class AppServer:
 @pytest.fixture(scope="session")
 def app_server(corpus_assistant: Assistant, tmp_path_factory: pytest.TempPathFactory):
     """The real app on the real corpus index, local LLM included (shared by the UI tests)."""
-    server = AppServer(corpus_assistant.config.index_dir,
-                       tmp_path_factory.mktemp("app") / "app.log")
-    try:
-        server.wait_until_ready()
+    with AppServer(corpus_assistant.config.index_dir,
+                   tmp_path_factory.mktemp("app") / "app.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def tiny_pdf(text: str) -> bytes:

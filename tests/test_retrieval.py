@@ -141,7 +141,7 @@ def test_pdf_passages_carry_their_pages(pdf_assistant):
 
 
 def test_a_citations_page_is_where_its_span_starts_in_the_api_records(pdf_assistant):
-    from ai_digest_qa.api import passage_record, source_records
+    from ai_digest_qa.api import source_records
     from ai_digest_qa.records import Answer, Citation
 
     spanning = next(p for p in pdf_assistant.retrieve("偏好优化 混合专家 FAISS", top_k=20)
@@ -153,7 +153,7 @@ def test_a_citations_page_is_where_its_span_starts_in_the_api_records(pdf_assist
     cite_first = Citation("[2]", spanning, (0, 3))
     assert cite_last.page == last and cite_first.page == first
 
-    record = passage_record(spanning, pdf_assistant.config.corpus_dir)
+    record = spanning.to_record(pdf_assistant.config.corpus_dir)
     assert record["page"] == first and record["pages"] == [first, last]
     answer = Answer(question="q", text="a [1] [2]", citations=[cite_last, cite_first],
                     abstained=False, language="zh", llm="test", mode="extractive")

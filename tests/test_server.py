@@ -203,16 +203,11 @@ def test_eight_api_clients_get_their_own_answers_queued_with_a_page_user(
 
 @pytest.fixture(scope="module")
 def keyed_server(corpus_assistant: Assistant, tmp_path_factory: pytest.TempPathFactory):
-    server = AppServer(corpus_assistant.config.index_dir,
-                       tmp_path_factory.mktemp("keyed") / "app.log",
-                       api_keys=f"{KEY},sk-second-key-77", ui_auth="alice:s3cret-pw",
-                       llm_backend="extractive",
-                       local_model="/nonexistent/model.gguf")
-    try:
-        server.wait_until_ready()
+    with AppServer(corpus_assistant.config.index_dir,
+                   tmp_path_factory.mktemp("keyed") / "app.log",
+                   api_keys=f"{KEY},sk-second-key-77", ui_auth="alice:s3cret-pw",
+                   llm_backend="extractive", local_model="/nonexistent/model.gguf") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_keys_guard_the_api_and_the_mcp_tools(keyed_server: AppServer) -> None:

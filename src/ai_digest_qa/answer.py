@@ -53,6 +53,7 @@ from .llm import ChatLLM, LLMError
 from .prompts import (
     EXTRACTIVE_HEADER,
     FALLBACK_NOTICE,
+    HISTORY_TURNS,
     MISSING_TERMS,
     NOT_COVERED,
     NOT_FOUND,
@@ -241,6 +242,12 @@ class _Turn:
                       abstention=abstention, relevance=self.relevance)
 
 
+def _recent(history: History | None) -> History:
+    """The turns a follow-up is read against: the last few, however long the chat (an
+    API client sends its whole conversation)."""
+    return tuple(history or ())[-HISTORY_TURNS:]
+
+
 def _only_a_title(content: str, titles: set[str], quotes: list[str]) -> bool:
     """Whether the answer is (most of) a source's title and nothing else: a label the
     prompt showed, not an answer ("Zephyr: Direct Distillation of LM Alignment"). A
@@ -281,7 +288,7 @@ class Answerer:
         The pieces are provisional: when verification replaces the LLM's text by the
         extractive fallback, the final ``Answer.text`` is what counts.
         """
-        turn = _Turn(question, tuple(history or ()), detect_language(question),
+        turn = _Turn(question, _recent(history), detect_language(question),
                      time.perf_counter())
         yield self._retrieve(turn, top_k, cancel)
         answer = self._decide(turn)
@@ -297,7 +304,7 @@ class Answerer:
     def signals(self, question: str, history: History | None = None) -> Signals | None:
         """The relevance signals of ``question``, or None when an earlier check decides
         (see :meth:`_abstention`); generates nothing."""
-        turn = _Turn(question, tuple(history or ()), detect_language(question),
+        turn = _Turn(question, _recent(history), detect_language(question),
                      time.perf_counter())
         self._retrieve(turn, None, None)
         answer = self._abstention(turn, relevance_check=False)

@@ -36,7 +36,7 @@ from .assistant import Assistant, QuestionError, validate_question
 from .concurrency import AnswerSlots, ServerBusy
 from .config import ConfigError
 from .llm import LLMError
-from .records import Answer, History, Passage
+from .records import Answer, History
 
 log = logging.getLogger("ai_digest_qa.api")
 
@@ -51,7 +51,6 @@ MODELS: dict[str, str | None] = {
 }
 MAX_TEMPERATURE = 2.0  # OpenAI's own range
 MAX_RETRIEVE_TOP_K = 50
-HISTORY_TURNS = 3  # as many earlier turns as the page passes
 
 
 class ApiError(Exception):
@@ -113,7 +112,7 @@ def _history(messages: list[dict[str, Any]]) -> History:
         elif role == "assistant" and question is not None and text.strip():
             pairs.append((question, text))
             question = None
-    return pairs[-HISTORY_TURNS:]
+    return pairs  # the answer pipeline keeps the last few (prompts.HISTORY_TURNS)
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -179,14 +178,10 @@ def parse_chat_request(body: object, max_question_chars: int) -> ChatRequest:
 # --- responses --------------------------------------------------------------------------
 
 
-def passage_record(passage: Passage, root: Path) -> dict[str, Any]:
-    return passage.to_record(root)
-
-
 def source_records(answer: Answer, root: Path) -> list[dict[str, Any]]:
     """One entry per citation: its marker, the passage, and the span the answer rests on;
     ``page`` is the page that span starts on (the passage's first page without a span)."""
-    return [{"marker": c.marker, **passage_record(c.passage, root), "page": c.page,
+    return [{"marker": c.marker, **c.passage.to_record(root), "page": c.page,
              "span": list(c.span) if c.span else None} for c in answer.citations]
 
 
@@ -317,7 +312,7 @@ class ApiService:
             passages = self.assistant.retrieve(query, top_k)
         except QuestionError as exc:
             raise ApiError(400, str(exc), param="query") from None
-        return {"object": "list", "data": [passage_record(p, self.root) for p in passages]}
+        return {"object": "list", "data": [p.to_record(self.root) for p in passages]}
 
 
 async def _json_body(request: Request) -> object:

@@ -644,11 +644,11 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
         if milvus_sizes:
             report.milvus_scale = bench_milvus_scale(milvus_sizes,
                                                      assistant.embedder.dimension)
-    if api_clients > 0:  # last: its server loads a second embedder and model
+    if api_clients > 0:
         from .loadtest import bench_api_clients
 
         report.api_clients = bench_api_clients(
-            assistant.config, [q.question for q in answerable[:api_clients]])
+            assistant, [q.question for q in answerable[:api_clients]])
     report.seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_name = None

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from .assistant import Assistant
 from .config import Config
 
 
@@ -28,12 +29,12 @@ def _free_port() -> int:
 class _ServerThread:
     """uvicorn serving :func:`server.build_app` in a thread, until :meth:`stop`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, assistant: Assistant) -> None:
         import uvicorn
 
         from .server import build_app
 
-        app, _ = build_app(config)
+        app, _ = build_app(config, assistant)  # the loaded models, not a second copy
         self.url = f"http://127.0.0.1:{config.ui_port}"
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
                                                      port=config.ui_port, log_level="warning"))
@@ -66,18 +67,18 @@ def _ask(url: str, question: str, max_tokens: int) -> tuple[float, int, str]:
     return time.perf_counter() - started, response.status_code, text
 
 
-def bench_api_clients(config: Config, questions: list[str], max_tokens: int = 80
+def bench_api_clients(assistant: Assistant, questions: list[str], max_tokens: int = 80
                       ) -> dict[str, Any]:
-    """Each question alone, then all at once from len(questions) clients.
-
-    The server loads its own embedder and model (about 1 GB more): run it last."""
+    """Each question alone, then all at once from len(questions) clients, through a
+    server over ``assistant`` (its index and models, already loaded)."""
     from dataclasses import replace
 
     if not questions:
         raise ValueError("bench_api_clients needs at least one question")
     # On loopback and without keys: the benchmark's own clients send none.
-    server = _ServerThread(replace(config, ui_port=_free_port(), ui_host="127.0.0.1",
-                                   api_keys="", ui_auth="")).start()
+    config = replace(assistant.config, ui_port=_free_port(), ui_host="127.0.0.1",
+                     api_keys="", ui_auth="")
+    server = _ServerThread(config, assistant).start()
     try:
         _ask(server.url, "warm-up: what is DPO?", max_tokens)  # the model loads on first use
         alone = [_ask(server.url, q, max_tokens) for q in questions]

@@ -31,6 +31,9 @@ SYSTEM = {
     ),
 }
 
+# Earlier turns a follow-up is read against (the answer pipeline keeps these only).
+HISTORY_TURNS = 3
+
 CONDENSE = {
     "zh": "根据对话,把最后的追问改写成一个完整、独立的问题。只输出改写后的问题。",
     "en": ("Rewrite the follow-up question as one complete, standalone question using the "
@@ -161,7 +164,7 @@ def answer_messages(question: str, passages: Sequence[Passage], language: str
 def condense_messages(history: Sequence[tuple[str, str]], question: str, language: str
                       ) -> list[dict[str, str]]:
     lines = []
-    for user, assistant in history[-3:]:
+    for user, assistant in history[-HISTORY_TURNS:]:
         lines.append(f"User: {user}")
         if assistant:
             lines.append(f"Assistant: {assistant[:300]}")

@@ -15,9 +15,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .api import MODEL_ID, ApiService, ChatRequest, add_api, source_records
+from fastapi import Request
+
+from .api import (
+    MODEL_ID,
+    ApiError,
+    ApiService,
+    ChatRequest,
+    add_api,
+    error_response,
+    source_records,
+)
 from .assistant import Assistant
-from .concurrency import AnswerSlots
+from .concurrency import AnswerSlots, ServerBusy
 from .config import Config, ConfigError, load_config
 from .records import Answer
 
@@ -108,10 +118,6 @@ class _McpKeyGuard:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and str(scope.get("path", "")).startswith(MCP_PATH):
-            from fastapi import Request
-
-            from .api import ApiError, error_response
-
             try:
                 self.service.check_key(Request(scope))
             except ApiError as exc:
@@ -122,36 +128,32 @@ class _McpKeyGuard:
         await self.app(scope, receive, send)
 
 
-def build_app(config: Config) -> tuple[Any, Any]:
-    """The FastAPI app (API + UI + MCP) and the ChatApp behind the page."""
+def build_app(config: Config, assistant: Assistant | None = None) -> tuple[Any, Any]:
+    """The FastAPI app (API + UI + MCP) and the ChatApp behind the page. ``assistant``:
+    one already loaded (the bench's), else one for ``config``."""
     import gradio as gr
     from fastapi import FastAPI
     from gradio.events import api as gradio_endpoint
 
-    from .ui import CSS, HEAD, I18N, THEME, ChatApp, Warmup
+    from .ui import page_options, serving_app
 
-    assistant = Assistant(config)
+    assistant = assistant or Assistant(config)
     slots = AnswerSlots(config.ui_concurrency, config.ui_queue_size)
-    warmup = Warmup(assistant, load_llm=config.llm_backend != "extractive").start()
-    chat = ChatApp(assistant, warmup, slots)
-    service = ApiService(assistant, slots, config.api_key_list, warmup.not_ready)
+    chat = serving_app(assistant, slots)
+    service = ApiService(assistant, slots, config.api_key_list, chat.warmup.not_ready)
     with chat.blocks:
         for tool in mcp_tools(service):
             # Unqueued: Gradio's MCP server then calls the function directly instead of
             # through its own HTTP queue (which a ui_auth login would refuse). The answer
             # slots gate it. Named apart from the page's own "ask" endpoint.
             gradio_endpoint(tool, api_name=f"{tool.__name__}_tool", queue=False)
-    chat.blocks.queue(max_size=config.ui_queue_size,
-                      default_concurrency_limit=config.ui_concurrency)
     # No generated docs: they would be served without the API's key.
     app = FastAPI(title="ai-digest-qa", docs_url=None, redoc_url=None, openapi_url=None)
     add_api(app, service)
     if config.api_key_list:
         app.add_middleware(_McpKeyGuard, service=service)
-    app = gr.mount_gradio_app(
-        app, chat.blocks, path="", auth=_ui_auth(config), show_error=False, ssr_mode=False,
-        theme=THEME, css=CSS, head=HEAD, i18n=I18N, footer_links=["api", "settings"],
-        mcp_server=_mcp_available())
+    app = gr.mount_gradio_app(app, chat.blocks, path="", mcp_server=_mcp_available(),
+                              **page_options(config))
     return app, chat
 
 
@@ -159,9 +161,6 @@ def build_app(config: Config) -> tuple[Any, Any]:
 def _tool_errors() -> Iterator[None]:
     """An API error as a tool error the MCP client can read (Gradio hides others)."""
     import gradio as gr
-
-    from .api import ApiError
-    from .concurrency import ServerBusy
 
     try:
         yield
@@ -178,13 +177,6 @@ def _mcp_available() -> bool:
         log.warning("MCP tools are off: the mcp package (gradio[mcp]) is not installed.")
         return False
     return True
-
-
-def _ui_auth(config: Config) -> tuple[str, str] | None:
-    if not config.ui_auth:  # "user:password": Config checks the colon
-        return None
-    user, _, password = config.ui_auth.partition(":")
-    return user, password
 
 
 def _warn_open_ui(config: Config) -> None:
@@ -211,15 +203,8 @@ def launch(config: Config | None = None) -> None:
 
 
 def _launch_gradio_only(config: Config) -> None:
-    from .ui import CSS, HEAD, I18N, THEME, ChatApp, Warmup
+    from .ui import page_options, serving_app
 
-    assistant = Assistant(config)
-    chat = ChatApp(assistant, Warmup(assistant, load_llm=config.llm_backend != "extractive")
-                   .start())
-    chat.blocks.queue(max_size=config.ui_queue_size,
-                      default_concurrency_limit=config.ui_concurrency)
-    chat.blocks.launch(
-        server_name=config.ui_host, server_port=config.ui_port, share=config.ui_share,
-        auth=_ui_auth(config), show_error=False, ssr_mode=False, theme=THEME, css=CSS,
-        head=HEAD, i18n=I18N, footer_links=["api", "settings"], quiet=False)
-
+    chat = serving_app(Assistant(config))
+    chat.blocks.launch(server_name=config.ui_host, server_port=config.ui_port,
+                       share=config.ui_share, quiet=False, **page_options(config))

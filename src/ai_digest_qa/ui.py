@@ -33,6 +33,7 @@ import numpy as np
 from .answer import CITATION_MARKER
 from .assistant import Assistant, QuestionError, validate_question
 from .concurrency import AnswerSlots
+from .config import Config
 from .index import IndexStore
 from .records import Answer, Citation, Retrieval, display_path
 from .textutils import detect_language, page_label
@@ -413,6 +414,25 @@ THEME = gr.themes.Soft(
 )
 
 
+def page_options(config: Config) -> dict[str, Any]:
+    """How the page is served, the same through Gradio's launcher and mounted on the
+    API's app: its look, its login (``ui_auth`` is "user:password"), no tracebacks."""
+    user, _, password = config.ui_auth.partition(":")
+    return dict(auth=(user, password) if config.ui_auth else None, show_error=False,
+                ssr_mode=False, theme=THEME, css=CSS, head=HEAD, i18n=I18N,
+                footer_links=["api", "settings"])
+
+
+def serving_app(assistant: Assistant, slots: AnswerSlots | None = None) -> ChatApp:
+    """The page for ``assistant``, warming up in the background, its queue set."""
+    config = assistant.config
+    warmup = Warmup(assistant, load_llm=config.llm_backend != "extractive").start()
+    chat = ChatApp(assistant, warmup, slots)
+    chat.blocks.queue(max_size=config.ui_queue_size,
+                      default_concurrency_limit=config.ui_concurrency)
+    return chat
+
+
 class ChatApp:
     """The Gradio Blocks of the assistant and the handlers behind them."""
 
@@ -465,7 +485,7 @@ class ChatApp:
         try:
             passages_per_answer = min(max(int(top_k or 0), 1), 10)  # callers send anything
             yield from self._stream(record, turns, ui_language, cancel, current, dict(
-                history=history[-3:], top_k=passages_per_answer, llm=mode))
+                history=history, top_k=passages_per_answer, llm=mode))
         except Exception as exc:  # noqa: BLE001 - a readable message, never a traceback
             log.exception("answering %r failed", cleaned)
             record.update(error=True, answer=MESSAGES[language]["failed"].format(
