@@ -8,6 +8,9 @@ python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e .
+# llama.cpp built for this CPU where it has AVX512 (5-10 minutes the first time, cached
+# after); the assistant measures it against the prebuilt wheel and keeps the faster.
+bash scripts/build-llamacpp.sh || echo "warning: llama.cpp was not built for this CPU; using the prebuilt wheel" >&2
 if [ $# -gt 0 ]; then
     ai-digest-qa index
     ai-digest-qa ask "$1"

@@ -12,6 +12,9 @@ python -m pip install --quiet --upgrade pip
 # Pin torch before anything that needs it: an unpinned torch pulls CUDA wheels.
 python -m pip install --quiet torch==2.13.0
 python -m pip install --quiet -e ".[st,milvus,test]"
+# llama.cpp built for this CPU where it has AVX512 (5-10 minutes the first time, cached
+# after); the assistant measures it against the prebuilt wheel and keeps the faster.
+bash scripts/build-llamacpp.sh || echo "warning: llama.cpp was not built for this CPU; using the prebuilt wheel" >&2
 ruff check src tests app.py
 mypy src/ai_digest_qa
 python -m pytest -v "$@"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ai_digest_qa.checksums import file_sha256
-from ai_digest_qa.weights import WeightsError, choose_format, converted_path
+from ai_digest_qa.weights import FALLBACK, WeightsError, choose_variant, converted_path
 
 
 @pytest.fixture()
@@ -93,31 +93,63 @@ def test_unknown_formats_and_unwritable_caches_say_so(tiny_gguf, tmp_path):
         converted_path(tiny_gguf, "q8_0", blocked)
 
 
+FORMATS_ONLY = [("xllamacpp", "q8_0"), ("xllamacpp", "shipped")]
+RUNTIMES_AND_FORMATS = [(r, f) for r in ("xllamacpp", "llama-cpp-python")
+                        for f in ("q8_0", "shipped")]
+
+
 def test_the_format_is_chosen_by_measured_speed_once(tiny_gguf, tmp_path):
     cache = tmp_path / "cache"
     measured = []
 
-    def probe(path):
+    def probe(runtime, path):
         measured.append(path.name)
         return 200.0 if ".q8_0." in path.name else 100.0
 
-    assert choose_format(tiny_gguf, cache, probe) == "q8_0"
-    assert choose_format(tiny_gguf, cache, probe) == "q8_0"  # remembered
-    assert sorted(measured) == ["tiny.gguf", "tiny.q8_0.gguf"]
-    slower = choose_format(tiny_gguf, tmp_path / "other",
-                           lambda p: 5.0 if p.name == "tiny.gguf" else 1.0)
-    assert slower == "shipped"
+    assert choose_variant(tiny_gguf, cache, probe, FORMATS_ONLY) == ("xllamacpp", "q8_0")
+    assert choose_variant(tiny_gguf, cache, probe, FORMATS_ONLY) == ("xllamacpp", "q8_0")
+    assert sorted(measured) == ["tiny.gguf", "tiny.q8_0.gguf"]  # measured once
+    slower = choose_variant(tiny_gguf, tmp_path / "other",
+                            lambda r, p: 5.0 if p.name == "tiny.gguf" else 1.0, FORMATS_ONLY)
+    assert slower == ("xllamacpp", "shipped")
 
 
-def test_a_format_that_fails_is_not_chosen(tiny_gguf, tmp_path):
-    def probe(path):
-        if ".q8_0." in path.name:
-            raise RuntimeError("cannot load")
+def test_runtime_and_format_are_chosen_together_and_remembered_per_candidate_set(
+        tiny_gguf, tmp_path):
+    speeds = {("xllamacpp", "q8_0"): 170.0, ("xllamacpp", "shipped"): 150.0,
+              ("llama-cpp-python", "q8_0"): 205.0, ("llama-cpp-python", "shipped"): 210.0}
+    measured = []
+
+    def probe(runtime, path):
+        fmt = "q8_0" if ".q8_0." in path.name else "shipped"
+        measured.append((runtime, fmt))
+        return speeds[(runtime, fmt)]
+
+    cache = tmp_path / "cache"
+    assert choose_variant(tiny_gguf, cache, probe, RUNTIMES_AND_FORMATS) == (
+        "llama-cpp-python", "shipped")
+    assert sorted(measured) == sorted(RUNTIMES_AND_FORMATS)
+    memo = json.loads((cache / "tiny.gguf.runtime-choice.json").read_text())
+    assert memo["prompt_tokens_per_s"]["llama-cpp-python:shipped"] == 210.0
+    # The runtime uninstalled: another candidate set is measured afresh, not read back.
+    assert choose_variant(tiny_gguf, cache, probe, FORMATS_ONLY) == ("xllamacpp", "q8_0")
+    assert len(measured) == 6
+
+
+def test_a_variant_that_fails_is_not_chosen(tiny_gguf, tmp_path):
+    def probe(runtime, path):
+        if runtime == "llama-cpp-python" or ".q8_0." in path.name:
+            raise RuntimeError("killed by signal 4")
         return 10.0
 
-    assert choose_format(tiny_gguf, tmp_path / "cache", probe) == "shipped"
-    assert choose_format(tiny_gguf, tmp_path / "other", probe, ("q4_0", "q8_0", "shipped")
-                         ) == "q4_0"  # the first of the fastest that loads
+    assert choose_variant(tiny_gguf, tmp_path / "cache", probe, RUNTIMES_AND_FORMATS
+                          ) == ("xllamacpp", "shipped")
+    with_q4 = [("xllamacpp", "q4_0"), *FORMATS_ONLY]
+    assert choose_variant(tiny_gguf, tmp_path / "other", probe, with_q4
+                          ) == ("xllamacpp", "q4_0")  # the first of the fastest that loads
+    nothing = choose_variant(tiny_gguf, tmp_path / "none", probe,
+                             [("llama-cpp-python", "shipped")])
+    assert nothing == FALLBACK
 
 
 @pytest.mark.slow
@@ -130,7 +162,8 @@ def test_the_shipped_weights_answer_when_the_converted_ones_cannot_load(
     garbage = tmp_path / "broken.q8_0.gguf"
     garbage.write_bytes(b"GGUF" + b"\0" * 4096)
     monkeypatch.setattr(llm, "converted_path", lambda source, fmt, cache: garbage)
-    config = replace(corpus_assistant.config, local_model_format="q8_0", llm_threads=2)
+    config = replace(corpus_assistant.config, local_model_format="q8_0",
+                     llm_runtime="xllamacpp", llm_threads=2)
     model = llm.local_llm(config)
     assert model.model_path == llm.resolve_model_path(config)  # the shipped file
     reply = "".join(model.stream([{"role": "user", "content": "Say OK."}], max_tokens=4,

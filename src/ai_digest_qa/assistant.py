@@ -326,12 +326,14 @@ class Assistant:
 
     def previous_default(self) -> Assistant:
         """This assistant as the earlier default answered: the model reads the whole
-        top passages (``answer_strategy = "passages"``) with the shipped weights and up
+        top passages (``answer_strategy = "passages"``) with the shipped weights on the
+        xllamacpp wheel and up
         to 320 tokens. It shares this one's index and embedder (and its temperature, so
         that sampling adds no noise to the comparison); evaluations and the bench run it
         side by side."""
         other = Assistant(replace(self.config, answer_strategy="passages",
-                                  local_model_format="shipped", max_answer_tokens=320))
+                                  local_model_format="shipped", llm_runtime="xllamacpp",
+                                  max_answer_tokens=320))
         other._embedder = self.embedder
         other._store = self.store
         return other

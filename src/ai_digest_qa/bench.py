@@ -157,21 +157,6 @@ def bench_retrieval(assistant: Assistant, baseline: Any | None,
     return result
 
 
-def _raw_completion(server: Any, messages: list[dict[str, str]], max_tokens: int,
-                    temperature: float) -> dict[str, Any]:
-    """One non-streamed llama.cpp completion, prompt cache off: its own timings."""
-    started = time.perf_counter()
-    raw = server.handle_chat_completions({"messages": messages, "max_tokens": max_tokens,
-                                          "temperature": temperature, "cache_prompt": False})
-    usage, timings = raw.get("usage") or {}, raw.get("timings") or {}
-    return {"seconds": time.perf_counter() - started,
-            "prompt_tokens": usage.get("prompt_tokens"),
-            "completion_tokens": usage.get("completion_tokens"),
-            "prompt_seconds": (timings.get("prompt_ms") or 0) / 1000,
-            "prompt_tokens_per_s": timings.get("prompt_per_second"),
-            "tokens_per_s": timings.get("predicted_per_second")}
-
-
 def bench_answers(assistant: Assistant, questions: list[EvalQuestion],
                   llm: str = "local", focus_chars: int = 600) -> dict[str, Any]:
     """First-token and total latency of our answers; raw llama.cpp on the same prompt, and
@@ -203,15 +188,15 @@ def bench_answers(assistant: Assistant, questions: list[EvalQuestion],
                                "mode": answer.mode if answer else None}
         if first is not None and last is not None and pieces > 1:
             row["tokens_per_s"] = (pieces - 1) / max(last - first, 1e-9)
-        server = getattr(model, "_server", None)
-        if server is not None and passages and answer is not None:
+        raw_timings = getattr(model, "complete", None)  # local runtimes only
+        if raw_timings is not None and passages and answer is not None:
             question_text = answer.standalone_question or question.question
             shown = focus_passages(question_text, passages, assistant.embedder,
                                    config.prompt_passage_chars)
             focused = focus_passages(question_text, passages, assistant.embedder, focus_chars)
             for name, given in (("raw", shown), ("raw_focused", focused)):
-                row[name] = _raw_completion(
-                    server, answer_messages(question_text, given, answer.language),
+                row[name] = raw_timings(
+                    answer_messages(question_text, given, answer.language),
                     config.max_answer_tokens, config.temperature)
         rows.append(row)
 
@@ -664,20 +649,6 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
 # --- weight formats and the default against the previous one ---------------------------
 
 
-def _raw_server(path: Path, threads: int) -> Any:
-    """A bare llama.cpp server for ``path`` (xllamacpp), for side-by-side timings."""
-    import xllamacpp
-
-    params = xllamacpp.CommonParams()
-    params.model.path = str(path)
-    params.n_ctx = 4096
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or os.cpu_count() or 2
-    params.cache_prompt = False
-    params.verbosity = -1
-    params.hostnames = ["127.0.0.1"]
-    return xllamacpp.Server(params)
-
-
 def bench_prompts(assistant: Assistant, questions: list[EvalQuestion]
                   ) -> list[dict[str, Any]]:
     """The two prompts of each question: the previous default's (whole passages) and the
@@ -695,42 +666,69 @@ def bench_prompts(assistant: Assistant, questions: list[EvalQuestion]
     return prompts
 
 
+def bench_variants(names: str) -> tuple[str, ...]:
+    """``--formats`` as "runtime:format" names: "all" is every installed runtime with each
+    weight format; a bare format means the xllamacpp wheel."""
+    from .llm import installed_runtimes
+
+    if names.strip() == "all":
+        return tuple(f"{runtime}:{fmt}" for runtime in installed_runtimes()
+                     for fmt in ("shipped", "q8_0", "q4_0"))
+    return tuple(name if ":" in name else f"xllamacpp:{name}"
+                 for name in (n.strip() for n in names.split(",")) if name)
+
+
 def bench_formats(assistant: Assistant, questions: list[EvalQuestion],
-                  formats: tuple[str, ...] = ("shipped", "q8_0", "q4_0"),
+                  variants: tuple[str, ...] = ("xllamacpp:shipped", "xllamacpp:q8_0"),
                   accuracy: list[EvalQuestion] | None = None) -> dict[str, Any]:
-    """llama.cpp (xllamacpp) with each weight format on the dev-set prompts, interleaved
-    per prompt so that the machine's drift hits every format alike: prompt and generation
-    tokens/s and prompt seconds (the time to the first token), for the whole-passage and
-    the quote prompts. With ``accuracy`` questions, the evidence pipeline's answer
-    accuracy with each format too."""
-    from .llm import resolve_model_path
+    """Each llama.cpp runtime x weight format ("runtime:format") on the dev-set prompts,
+    interleaved per prompt so that the machine's drift hits every variant alike: prompt
+    and generation tokens/s and prompt seconds (the time to the first token), for the
+    whole-passage and the quote prompts. With ``accuracy`` questions, the evidence
+    pipeline's answer accuracy with each variant too."""
+    from .llm import load_local, resolve_model_path
     from .weights import converted_path
 
     config = assistant.config
     source = resolve_model_path(config)
-    paths = {fmt: converted_path(source, fmt, config.model_cache_dir) for fmt in formats}
-    servers = {fmt: _raw_server(path, config.llm_threads) for fmt, path in paths.items()}
+    paths = {v: converted_path(source, v.split(":")[1], config.model_cache_dir)
+             for v in variants}
+    models = {v: load_local(v.split(":")[0], path, config.llm_threads)
+              for v, path in paths.items()}
     prompts = bench_prompts(assistant, questions)
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        fmt: {"passages": [], "quotes": []} for fmt in formats}
+        v: {"passages": [], "quotes": []} for v in variants}
     for prompt in prompts:
         for kind in ("passages", "quotes"):
             if prompt[kind] is None:
                 continue
-            for fmt in formats:
-                runs[fmt][kind].append(_raw_completion(
-                    servers[fmt], prompt[kind], config.max_answer_tokens, 0.0))
+            for variant in variants:
+                runs[variant][kind].append(models[variant].complete(
+                    prompt[kind], config.max_answer_tokens, 0.0))
     table: dict[str, dict[str, Any]] = {
-        fmt: {kind: _speed_summary(rows) for kind, rows in by_kind.items()}
-        for fmt, by_kind in runs.items()}
-    for fmt in formats:
-        table[fmt]["file_mb"] = paths[fmt].stat().st_size / 1e6
-    del servers
+        v: {kind: _speed_summary(rows) for kind, rows in by_kind.items()}
+        for v, by_kind in runs.items()}
+    for variant in variants:
+        table[variant]["file_mb"] = paths[variant].stat().st_size / 1e6
+    del models
     if accuracy:
-        for fmt in formats:
-            table[fmt]["accuracy"] = _format_accuracy(assistant, accuracy, fmt)
+        for variant in variants:
+            table[variant]["accuracy"] = _variant_accuracy(assistant, accuracy, variant)
     return {"formats": table, "n_prompts": len(prompts),
-            "conversion_seconds": _conversion_seconds(source)}
+            "conversion_seconds": _conversion_seconds(source),
+            "runtime_build": runtime_build_record()}
+
+
+def runtime_build_record() -> dict[str, Any]:
+    """What building llama-cpp-python for this CPU cost on first install (written by
+    scripts/build-llamacpp.sh beside the wheel it keeps); {} when it was not built."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    records = sorted((cache / "ai-digest-qa" / "llama-cpp-python").glob("*/build.json"),
+                     key=lambda p: p.stat().st_mtime)
+    try:
+        return dict(json.loads(records[-1].read_text(encoding="utf-8"))) if records else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _speed_summary(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -743,14 +741,15 @@ def _speed_summary(rows: list[dict[str, Any]]) -> dict[str, float]:
             "tokens_per_s": median("tokens_per_s"), "first_token_s": median("prompt_seconds")}
 
 
-def _format_accuracy(assistant: Assistant, questions: list[EvalQuestion], fmt: str
-                     ) -> dict[str, float] | dict[str, dict[str, float]]:
+def _variant_accuracy(assistant: Assistant, questions: list[EvalQuestion], variant: str
+                      ) -> dict[str, float] | dict[str, dict[str, float]]:
     from .evaluation import evaluate_answers
 
-    other = Assistant(replace(assistant.config, local_model_format=fmt))
+    runtime, fmt = variant.split(":")
+    other = Assistant(replace(assistant.config, llm_runtime=runtime, local_model_format=fmt))
     other._embedder = assistant.embedder  # same index and embedder: only the weights differ
     other._store = assistant.store
-    groups = evaluate_answers(other, questions, "local", fmt).groups
+    groups = evaluate_answers(other, questions, "local", variant).groups
     overall = {k: v for k, v in groups.items() if k.endswith(":all")}
     return next(iter(overall.values())) if len(overall) == 1 else groups
 
@@ -809,19 +808,17 @@ def _timed_answer(assistant: Assistant, question: EvalQuestion, llm: str
 def _prompt_cache_check(assistant: Assistant, questions: list[EvalQuestion], llm: str
                         ) -> dict[str, float]:
     """Whether llama.cpp reuses the fixed system prompt: its timings count the prompt
-    tokens taken from the cache (``cache_n``) against those it read (``prompt_n``)."""
+    tokens taken from the cache against those it read."""
     model = assistant.llm(llm)
-    server = getattr(model, "_server", None)
+    complete = getattr(model, "complete", None)  # local runtimes only
     prompts = [p["quotes"] for p in bench_prompts(assistant, questions[:4]) if p["quotes"]]
-    if server is None or len(prompts) < 2:
+    if complete is None or len(prompts) < 2:
         return {}
     cached, read = [], []
     for messages in prompts:
-        raw = server.handle_chat_completions({"messages": messages, "max_tokens": 1,
-                                              "temperature": 0.0, "cache_prompt": True})
-        timings = raw.get("timings") or {}
-        cached.append(float(timings.get("cache_n", 0)))
-        read.append(float(timings.get("prompt_n", 0)))
+        timings = complete(messages, 1, 0.0, cache_prompt=True)
+        cached.append(float(timings.get("prompt_cached") or 0))
+        read.append(float(timings.get("prompt_read") or 0))
     return {"prompts": len(prompts), "cached_tokens_mean": statistics.fmean(cached[1:]),
             "read_tokens_mean": statistics.fmean(read[1:])}
 
@@ -831,8 +828,8 @@ def formats_markdown(formats: dict[str, Any], versus: dict[str, Any]) -> list[st
     :func:`bench_default_against_previous`."""
     lines: list[str] = []
     if formats:
-        lines += ["## Runtime x weight format (xllamacpp, the same prompts, interleaved)", "",
-                  "| format | file MB | prompt | prompt tokens | prompt tokens/s | "
+        lines += ["## Runtime x weight format (the same prompts, interleaved)", "",
+                  "| runtime:format | file MB | prompt | prompt tokens | prompt tokens/s | "
                   "generation tokens/s | first token s | accuracy |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for fmt, row in formats["formats"].items():
@@ -843,8 +840,13 @@ def formats_markdown(formats: dict[str, Any], versus: dict[str, Any]) -> list[st
                 lines.append(f"| {fmt} | {row['file_mb']:.0f} | {kind} | "
                              f"{r['prompt_tokens']:.0f} | {r['prompt_tokens_per_s']:.0f} | "
                              f"{r['tokens_per_s']:.1f} | {r['first_token_s']:.2f} | {shown} |")
-        lines += ["", f"Making the Q8_0 file on first use: {formats['conversion_seconds']:.0f} s.",
-                  ""]
+        lines += ["", f"Making the Q8_0 file on first use: {formats['conversion_seconds']:.0f} s."]
+        build = formats.get("runtime_build") or {}
+        if build:
+            lines += [f"Building llama-cpp-python {build.get('version')} for this CPU "
+                      f"({build.get('flags')}) on first install: "
+                      f"{float(build.get('build_seconds', 0)) / 60:.1f} min."]
+        lines.append("")
     if versus:
         d, p = versus["default"], versus["previous"]
         lines += ["## The default against the previous default (same run, alternating)", "",

@@ -89,10 +89,14 @@ def _add_bench_command(commands: Subcommands) -> None:
     bench.add_argument("--answers", type=int, default=3, help="questions answered by the LLM")
     bench.add_argument("--llm", default="local", choices=["local", "openai"],
                        help="answer backend to time")
-    bench.add_argument("--formats", default="shipped,q8_0,q4_0",
-                       help="weight formats timed side by side ('' to skip)")
+    bench.add_argument("--formats", default="all",
+                       help="llama.cpp runtime x weight format timed side by side, as "
+                            "runtime:format names (xllamacpp:q8_0,llama-cpp-python:shipped; "
+                            "a bare format is xllamacpp's), 'all' for every installed "
+                            "runtime with shipped, q8_0 and q4_0, '' to skip")
     bench.add_argument("--format-accuracy", action="store_true",
-                       help="also the report half's answer accuracy with each format (slow)")
+                       help="also the report half's answer accuracy with each "
+                            "runtime:format (slow)")
     bench.add_argument("--versus", type=int, default=16,
                        help="questions answered by the default and the previous default, "
                             "alternating (0 to skip)")
@@ -362,12 +366,12 @@ def _sizes(text: str) -> list[int]:
 
 def _cmd_bench(assistant: Assistant, args: argparse.Namespace) -> int:
     from .baseline import LlamaIndexBaseline
-    from .bench import run_bench
+    from .bench import bench_variants, run_bench
     from .evaluation import load_questions
 
     baseline = None if args.no_baseline else LlamaIndexBaseline(assistant)
     questions = load_questions(_questions_path(assistant, args))
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    formats = bench_variants(args.formats)
     report_half = [q for q in questions if q.split == "report"]
     report = run_bench(assistant, questions,
                        Path(args.out), sizes=_sizes(args.sizes), answers=args.answers,

@@ -32,6 +32,7 @@ VECTOR_STORES = ("faiss", "milvus")  # see vectorstores.py
 CONFIG_FILE_NAME = "ai-digest-qa.toml"
 ANSWER_STRATEGIES = ("evidence", "passages")  # see answer.py
 WEIGHT_FORMATS = ("auto", "shipped", "q8_0", "q4_0")  # see weights.py
+LLM_RUNTIMES = ("auto", "xllamacpp", "llama-cpp-python")  # see llm.py
 
 
 class ConfigError(ValueError):
@@ -106,6 +107,10 @@ class Config:
     # Weights as llama.cpp reads them (weights.py): "auto" (the faster of the shipped file
     # and a Q8_0 copy, measured once on this machine), "shipped", "q8_0" or "q4_0".
     local_model_format: str = "auto"
+    # The llama.cpp build that runs it: "auto" (the faster on this machine of those
+    # installed, measured once with the weight format), "xllamacpp" (the prebuilt wheel,
+    # AVX2) or "llama-cpp-python" (built for this CPU by scripts/build-llamacpp.sh).
+    llm_runtime: str = "auto"
     model_cache_dir: Path = field(
         default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", "~/.cache"))
         / "ai-digest-qa" / "models")
@@ -203,6 +208,9 @@ class Config:
         if self.local_model_format not in WEIGHT_FORMATS:
             raise ConfigError(f"local_model_format={self.local_model_format!r} is not known; "
                               f"use one of {', '.join(WEIGHT_FORMATS)}.")
+        if self.llm_runtime not in LLM_RUNTIMES:
+            raise ConfigError(f"llm_runtime={self.llm_runtime!r} is not known; "
+                              f"use one of {', '.join(LLM_RUNTIMES)}.")
         if self.evidence_sentences < 1 or self.answer_retries < 0:
             raise ConfigError("evidence_sentences must be >= 1 and answer_retries >= 0.")
         if self.llm_timeout <= 0 or self.max_answer_tokens < 1 or self.answer_top_k < 1:

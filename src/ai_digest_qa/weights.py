@@ -9,8 +9,9 @@ the Q5_0 values almost exactly; Q4_0 loses precision, which the bench measures.
 A converted file is made from the shipped one on first use (gguf-py's quantizers, about
 20 s), checked by sha256 against the record written beside it, and rebuilt when missing,
 partial or corrupt, like the assembled model. ``"auto"`` measures prompt speed of each
-candidate on this machine once, and keeps the fastest: machines differ (a CPU without
-the fast kernels may read Q5_0 as fast), so nothing is assumed.
+candidate on this machine once, with each installed llama.cpp runtime, and keeps the
+fastest pair: machines differ (a build with AVX512 kernels reads Q5_0 about as fast as
+Q8_0, the AVX2 wheel does not), so nothing is assumed.
 """
 
 from __future__ import annotations
@@ -154,11 +155,14 @@ def convert(source: Path, target: Path, fmt: str) -> None:
 
 # --- choosing by measurement --------------------------------------------------------------
 
-Probe = Callable[[Path], float]  # a model file -> prompt tokens per second
+Variant = tuple[str, str]  # (llama.cpp runtime, weight format)
+# The safe choice when nothing else can be measured: the prebuilt wheel, shipped weights.
+FALLBACK: Variant = ("xllamacpp", "shipped")
+Probe = Callable[[str, Path], float]  # runtime, model file -> prompt tokens per second
 
 
 def machine_key() -> str:
-    """What the measured choice depends on: CPU flags, CPU count and the runtime."""
+    """What the measured choice depends on: CPU flags, CPU count and the runtimes."""
     flags = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -167,42 +171,55 @@ def machine_key() -> str:
                 break
     except OSError:
         flags = platform.processor()
-    try:
-        from importlib.metadata import version
-
-        runtime = version("xllamacpp")
-    except Exception:  # noqa: BLE001 - the key only needs to change with the runtime
-        runtime = "unknown"
-    text = f"{platform.machine()}|{os.cpu_count()}|{runtime}|{flags}"
+    runtimes = "|".join(_version(name) for name in ("xllamacpp", "llama-cpp-python"))
+    text = f"{platform.machine()}|{os.cpu_count()}|{runtimes}|{flags}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def choose_format(source: Path, cache_dir: Path, probe: Probe,
-                  candidates: Sequence[str] = AUTO_CANDIDATES) -> str:
-    """The candidate format that reads prompts fastest on this machine, measured once per
-    machine and model and remembered in ``cache_dir``; "shipped" when none else works."""
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "-"
+
+
+def choose_variant(source: Path, cache_dir: Path, probe: Probe,
+                   candidates: Sequence[Variant]) -> Variant:
+    """The candidate (runtime, format) that reads prompts fastest on this machine,
+    measured once per machine and model and remembered in ``cache_dir``; the prebuilt
+    wheel with the shipped weights when none can be measured."""
     # One memo per model: switching models must not re-measure the other one.
-    memo = cache_dir / f"{source.name}.format-choice.json"
-    key = f"{source.name}:{source.stat().st_size}:{machine_key()}"
-    try:
-        remembered = json.loads(memo.read_text(encoding="utf-8"))
-        if remembered.get("key") == key and remembered.get("format") in candidates:
-            return str(remembered["format"])
-    except (OSError, ValueError, AttributeError):
-        pass
+    memo = cache_dir / f"{source.name}.runtime-choice.json"
+    key = f"{source.name}:{source.stat().st_size}:{machine_key()}:{sorted(candidates)}"
+    remembered = _remembered(memo, key)
+    if remembered is not None and remembered in candidates:
+        return remembered
     speeds: dict[str, float] = {}
-    for fmt in candidates:
+    for runtime, fmt in candidates:
         try:
-            speeds[fmt] = probe(converted_path(source, fmt, cache_dir))
-        except Exception as exc:  # noqa: BLE001 - a format that fails is not chosen
-            log.warning("weight format %s is not usable here: %s", fmt, exc)
-    chosen = max(speeds, key=lambda f: speeds[f]) if speeds else "shipped"
+            speeds[f"{runtime}:{fmt}"] = probe(runtime, converted_path(source, fmt, cache_dir))
+        except Exception as exc:  # noqa: BLE001 - a variant that fails is not chosen
+            log.warning("%s with %s weights is not usable here: %s", runtime, fmt, exc)
+    best = max(speeds, key=lambda v: speeds[v]) if speeds else ":".join(FALLBACK)
+    runtime, fmt = best.split(":")
     try:
-        memo.write_text(json.dumps({"key": key, "format": chosen,
+        memo.write_text(json.dumps({"key": key, "runtime": runtime, "format": fmt,
                                     "prompt_tokens_per_s": speeds}, indent=2) + "\n",
                         encoding="utf-8")
     except OSError as exc:  # measured again next time; the choice still stands
-        log.warning("cannot remember the weight format in %s: %s", memo, exc)
-    log.info("weight format %s chosen by measurement: %s", chosen,
-             ", ".join(f"{f} {s:.0f} tokens/s" for f, s in speeds.items()))
-    return chosen
+        log.warning("cannot remember the runtime choice in %s: %s", memo, exc)
+    log.info("%s with %s weights chosen by measurement: %s", runtime, fmt,
+             ", ".join(f"{v} {s:.0f} tokens/s" for v, s in speeds.items()))
+    return runtime, fmt
+
+
+def _remembered(memo: Path, key: str) -> Variant | None:
+    try:
+        remembered = json.loads(memo.read_text(encoding="utf-8"))
+        if remembered.get("key") == key:
+            return str(remembered["runtime"]), str(remembered["format"])
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
+    return None
