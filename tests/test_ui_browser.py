@@ -7,6 +7,7 @@ AI_DIGEST_QA_REQUIRE_BROWSER=1 (set by CI), where a missing browser is a failure
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -113,4 +114,97 @@ def test_chinese_browser_gets_a_chinese_interface_and_answer(app_server, browser
     _click_first_citation(page)
     assert page.locator("#sources .src-card.active mark").count() == 1
     page.screenshot(path=str(OUTPUT / "ui-zh.png"), full_page=True)
+    context.close()
+
+
+# --- documents from the page --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def upload_server(corpus_assistant, tmp_path_factory):
+    """The real app on a copy of the corpus index, with its own uploads folder: the
+    uploads must not reach the index the other tests share."""
+    from conftest import AppServer
+
+    folder = tmp_path_factory.mktemp("upload-app")
+    shutil.copytree(corpus_assistant.config.index_dir, folder / "index")
+    with AppServer(folder / "index", folder / "app.log",
+                   uploads_dir=str(folder / "uploads")) as server:
+        yield server
+
+
+def _upload_files(folder: Path) -> list[Path]:
+    from conftest import docx_bytes, multipage_pdf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pdf = folder / "青鸟计划报告.pdf"
+    pdf.write_bytes(multipage_pdf([
+        "青鸟计划年度报告\n第一章 背景:青鸟计划是一个研究城市鸟类迁徙的项目,始于二〇二一年。",
+        "第二章 预算:青鸟计划二〇二六年的预算为三百七十万元,由林晓教授负责管理。",
+    ]))
+    memo = folder / "heron-memo.docx"
+    memo.write_bytes(docx_bytes([
+        ("title", "Heron Lab memo"),
+        ("p", "The Heron Lab moved its field station to Lisbon in March 2026."),
+        ("p", "Its director is Ada Quill, who joined from the Porto institute."),
+    ]))
+    return [pdf, memo]
+
+
+def _cards(page) -> list[str]:
+    return [card.inner_text() for card in page.locator("#sources .src-card").all()]
+
+
+def test_documents_uploaded_from_the_page_are_cited_and_removable(upload_server, browser,
+                                                                  tmp_path) -> None:
+    pdf, memo = _upload_files(tmp_path)
+    context, page = _open(browser, upload_server.url, "zh-CN", "已就绪")
+    before = int(re.search(r"(\d+) 篇文档", page.locator("#status").inner_text()).group(1))
+    page.get_by_text("已索引的文档").first.click()
+    page.locator("#upload input[type=file]").set_input_files([str(pdf), str(memo)])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = page.locator("#upload_status").inner_text()
+        if status.count("已索引") >= 2:
+            break
+        time.sleep(0.1)
+    status = page.locator("#upload_status").inner_text()
+    assert f"{pdf.name}:已索引" in status and f"{memo.name}:已索引" in status, status
+    page.wait_for_selector(f"#documents :text('{memo.name}')", timeout=10_000)
+    page.wait_for_selector(f"#status :text('{before + 2} 篇文档')", timeout=10_000)
+    page.screenshot(path=str(OUTPUT / "ui-upload-zh.png"), full_page=True)
+
+    _ask_and_watch(page, "青鸟计划二〇二六年的预算是多少?")
+    answer = page.locator("#chat .answer-meta").last.locator(
+        "xpath=ancestor::*[contains(@class, 'message')][1]").inner_text()
+    assert "三百七十万" in answer, answer
+    cited = page.locator("#sources .src-card.cited").first.inner_text()
+    assert pdf.name in cited and "p. 2" in cited, cited
+    page.screenshot(path=str(OUTPUT / "ui-upload-answer-zh.png"), full_page=True)
+    context.close()
+
+    context, page = _open(browser, upload_server.url, "en-US", "Ready")
+    _ask_and_watch(page, "Where did the Heron Lab move its field station?")
+    answer = page.locator("#chat .answer-meta").last.locator(
+        "xpath=ancestor::*[contains(@class, 'message')][1]").inner_text()
+    assert "Lisbon" in answer, answer
+    assert memo.name in page.locator("#sources .src-card.cited").first.inner_text()
+
+    page.get_by_text("Indexed documents").first.click()
+    page.locator("#remove_choice input").click()
+    page.locator("[role=option]", has_text=memo.name).click()
+    page.click("#remove")
+    page.wait_for_selector("#upload_status :text('Removed')", timeout=60_000)
+    page.wait_for_function(
+        "name => !document.querySelector('#documents').innerText.includes(name)",
+        arg=memo.name, timeout=10_000)
+    assert pdf.name in page.locator("#documents").inner_text()
+    page.screenshot(path=str(OUTPUT / "ui-upload-removed-en.png"), full_page=True)
+    page.click("#new_chat")
+    page.wait_for_function("!document.querySelector('#sources .src-card')")
+    page.fill("#question textarea", "Where did the Heron Lab move its field station?")
+    page.press("#question textarea", "Enter")
+    page.wait_for_selector("#chat .answer-meta", timeout=180_000)
+    assert not any(memo.name in card for card in _cards(page))
+    assert "Lisbon" not in page.locator("#chat").inner_text()
     context.close()

@@ -117,11 +117,12 @@ def test_the_format_is_chosen_by_measured_speed_once(tiny_gguf, tmp_path):
 def test_runtime_and_format_are_chosen_together_and_remembered_per_candidate_set(
         tiny_gguf, tmp_path):
     speeds = {("xllamacpp", "q8_0"): 170.0, ("xllamacpp", "shipped"): 150.0,
-              ("llama-cpp-python", "q8_0"): 205.0, ("llama-cpp-python", "shipped"): 210.0}
+              ("llama-cpp-python", "q8_0"): 205.0, ("llama-cpp-python", "shipped"): 210.0,
+              ("xllamacpp", "q4_0"): 160.0}
     measured = []
 
     def probe(runtime, path):
-        fmt = "q8_0" if ".q8_0." in path.name else "shipped"
+        fmt = path.suffixes[0][1:] if len(path.suffixes) > 1 else "shipped"
         measured.append((runtime, fmt))
         return speeds[(runtime, fmt)]
 
@@ -131,9 +132,12 @@ def test_runtime_and_format_are_chosen_together_and_remembered_per_candidate_set
     assert sorted(measured) == sorted(RUNTIMES_AND_FORMATS)
     memo = json.loads((cache / "tiny.gguf.runtime-choice.json").read_text())
     assert memo["prompt_tokens_per_s"]["llama-cpp-python:shipped"] == 210.0
-    # The runtime uninstalled: another candidate set is measured afresh, not read back.
+    # The runtime uninstalled (or one set explicitly): chosen among the rest from what
+    # was measured, nothing measured again.
     assert choose_variant(tiny_gguf, cache, probe, FORMATS_ONLY) == ("xllamacpp", "q8_0")
-    assert len(measured) == 6
+    assert choose_variant(tiny_gguf, cache, probe, [("xllamacpp", "q4_0"), *FORMATS_ONLY]
+                          ) == ("xllamacpp", "q8_0")
+    assert len(measured) == 5 and measured[-1] == ("xllamacpp", "q4_0")  # only the new one
 
 
 def test_a_variant_that_fails_is_not_chosen(tiny_gguf, tmp_path):

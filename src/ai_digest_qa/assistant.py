@@ -66,8 +66,13 @@ class Assistant:
 
     # -- components, created on first use --
 
+    # Each component is read without the lock once it exists: an index update holds the
+    # lock while it embeds, and questions asked meanwhile must not wait for it.
+
     @property
     def embedder(self) -> Embedder:
+        if self._embedder is not None:
+            return self._embedder
         with self._lock:
             if self._embedder is None:
                 self._embedder = make_embedder(self.config)
@@ -78,6 +83,8 @@ class Assistant:
 
     @property
     def store(self) -> IndexStore:
+        if self._store is not None:
+            return self._store
         with self._lock:
             if self._store is None:
                 self.ensure_index()
@@ -233,6 +240,8 @@ class Assistant:
 
     @property
     def retriever(self) -> HybridRetriever:
+        if self._retriever is not None:
+            return self._retriever
         with self._lock:
             if self._retriever is None:
                 reranker = (CrossEncoderReranker(self.config.reranker_model)
@@ -256,6 +265,8 @@ class Assistant:
         the configured one when None. Loaded once and shared."""
         if backend is None or isinstance(backend, str):
             name = backend or self.config.llm_backend
+            if name in self._llms:
+                return self._llms[name]
             with self._lock:
                 if name not in self._llms:
                     self._llms[name] = make_llm(replace(self.config, llm_backend=name))

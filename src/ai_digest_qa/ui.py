@@ -20,7 +20,6 @@ import logging
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -35,8 +34,9 @@ from .assistant import Assistant, QuestionError, validate_question
 from .concurrency import AnswerSlots
 from .config import Config
 from .index import IndexStore
-from .records import Answer, Citation, Retrieval, display_path
+from .records import Answer, Citation, Retrieval
 from .textutils import detect_language, page_label
+from .ui_documents import PANEL_LABELS, DocumentsPanel
 
 log = logging.getLogger("ai_digest_qa.ui")
 
@@ -69,6 +69,8 @@ LABELS = {
                             "点击 [1] 这样的引用标记,即可查看它所依据的段落。",
     },
 }
+for _language, _labels in PANEL_LABELS.items():
+    LABELS[_language].update(_labels)
 I18N = gr.I18n(en=LABELS["en"], zh=LABELS["zh"], **{"zh-CN": LABELS["zh"],
                                                        "zh-TW": LABELS["zh"]})
 
@@ -125,12 +127,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "meta": "{llm} · {seconds:.1f} 秒",
     },
 }
-# The document table's headers.
-COLUMNS = {
-    "en": ["Title", "Language", "Kind", "Passages", "Source"],
-    "zh": ["标题", "语言", "类型", "段落数", "来源"],
-}
-
 MODES = [("本地模型 Local LLM", "local"), ("托管接口 Hosted (OpenAI-compatible)", "openai"),
          ("摘录 Extractive (no LLM)", "extractive")]
 
@@ -172,6 +168,8 @@ def render_answer(turn: int, record: dict[str, Any]) -> str:
     text = link_citations(record["answer"], turn, len(record["passages"]))
     if record.get("stopped"):
         text += "\n\n" + MESSAGES[record["language"]]["stopped"]
+    if record.get("note"):  # e.g. uploads were still being indexed
+        text += f"\n\n*{html.escape(record['note'])}*"
     if record.get("final"):
         meta = MESSAGES[record["language"]]["meta"].format(
             llm=record.get("llm", ""), seconds=record.get("seconds", 0.0))
@@ -320,9 +318,9 @@ class Warmup:
         return None
 
     def counts(self) -> tuple[int, int]:
-        # The warmed-up store, not ``assistant.store``: that waits on the assistant's lock,
-        # which is held while the model loads.
-        return (len(self.store.documents), len(self.store.chunks)) if self.store else (0, 0)
+        # The assistant's current store (uploads change it), once the warm-up has one.
+        store = self.assistant.store if self.store is not None else None
+        return (len(store.documents), len(store.chunks)) if store else (0, 0)
 
     def status(self, language: str) -> str:
         words = MESSAGES[language]
@@ -452,6 +450,8 @@ class ChatApp:
         # stops drawing, instead of writing the cleared chat back.
         self._epochs: dict[str, int] = {}
         self._cancels_lock = threading.Lock()
+        self.documents = DocumentsPanel(
+            assistant, lambda: assistant.store if self.warmup.store is not None else None)
         self.blocks = self._build()
 
     # -- handlers --
@@ -556,7 +556,8 @@ class ChatApp:
             seconds=answer.timings.get("total", 0.0), abstained=answer.abstained,
             stopped=answer.notice == "stopped", notice=answer.notice,
             passages=[p.to_record(self.root) for p in answer.passages],
-            citations=[_citation_record(c) for c in answer.citations])
+            citations=[_citation_record(c) for c in answer.citations],
+            note=self.documents.answer_note(record["language"]))
 
     def stop(self, request: gr.Request) -> None:
         with self._cancels_lock:
@@ -591,22 +592,33 @@ class ChatApp:
         })
         gr.Info(MESSAGES[record["language"]]["thanks_up" if liked else "thanks_down"])
 
-    def status(self, request: gr.Request) -> tuple[Any, Any, Any]:
-        """Start-up progress, the document list, and the poll timer (off once ready)."""
+    def status(self, request: gr.Request) -> tuple[Any, ...]:
+        """Start-up progress, the document list and remove choices, and the poll timer
+        (off once ready)."""
         language = request_language(request)
         text = self.warmup.status(language)
         settled = self.warmup.phase in ("ready", "failed")
-        return text, self.document_rows(language), gr.Timer(active=not settled)
+        return (text, self.documents.rows(language), self.documents.removable(),
+                gr.Timer(active=not settled))
 
-    def document_rows(self, language: str) -> Any:
-        store = self.warmup.store
-        if store is None:
-            return gr.skip()
-        counts = Counter(record.chunk.doc_id for record in store.chunks.values())
-        rows = [[d.title, d.language, d.kind, counts.get(d.doc_id, 0),
-                 d.url or display_path(d.source, self.root)]
-                for d in sorted(store.documents.values(), key=lambda d: d.doc_id)]
-        return gr.Dataframe(value=rows, headers=COLUMNS[language])
+    def upload(self, files: list[Any] | None, request: gr.Request) -> tuple[Any, ...]:
+        """Check and queue uploaded files: (progress, upload box, poll timer)."""
+        return self.documents.upload(files, request_language(request))
+
+    def upload_progress(self, request: gr.Request) -> tuple[Any, ...]:
+        """Per-file progress, the document list and counts, the remove choices, the
+        timer (off when the uploads are indexed)."""
+        language = request_language(request)
+        running = self.documents.uploads.job.running
+        return (self.documents.progress(language), self.documents.rows(language),
+                self.documents.removable(), self.warmup.status(language),
+                gr.Timer(active=running))
+
+    def remove(self, doc_id: str | None, request: gr.Request) -> tuple[Any, ...]:
+        language = request_language(request)
+        message = self.documents.remove(doc_id, language)
+        return (message, self.documents.rows(language), self.documents.removable(),
+                self.warmup.status(language))
 
     # -- layout --
 
@@ -644,10 +656,9 @@ class ChatApp:
                 with gr.Column(scale=2):
                     sources = gr.HTML(render_sources([], "en"), elem_id="sources")
                     with gr.Accordion(I18N("documents"), open=False):
-                        documents = gr.Dataframe(
-                            headers=COLUMNS["en"], interactive=False, wrap=True,
-                            elem_id="documents")
+                        panel = self.documents.build(I18N)
             timer = gr.Timer(1.0)
+            upload_timer = gr.Timer(1.0, active=False)
 
             answer: dict[str, Any] = dict(
                 fn=self.answer, inputs=[question, mode, top_k, turns],
@@ -665,7 +676,18 @@ class ChatApp:
             new_chat.click(self.new_conversation, None, [chatbot, question, sources, turns],
                            queue=False, api_visibility="private")
             chatbot.like(self.rate, [turns], None, queue=False, api_visibility="private")
-            timer.tick(self.status, None, [status, documents, timer], api_visibility="private",
+            listing = [status, panel["table"], panel["choice"], timer]
+            timer.tick(self.status, None, listing, api_visibility="private",
                        show_progress="hidden")
-            blocks.load(self.status, None, [status, documents, timer], api_visibility="private")
+            blocks.load(self.status, None, listing, api_visibility="private")
+            panel["files"].upload(self.upload, [panel["files"]],
+                                  [panel["status"], panel["files"], upload_timer],
+                                  api_visibility="private", show_progress="hidden")
+            upload_timer.tick(self.upload_progress, None,
+                              [panel["status"], panel["table"], panel["choice"], status,
+                               upload_timer],
+                              api_visibility="private", show_progress="hidden")
+            panel["remove"].click(self.remove, [panel["choice"]],
+                                  [panel["status"], panel["table"], panel["choice"], status],
+                                  api_visibility="private")
         return blocks

@@ -187,39 +187,50 @@ def _version(distribution: str) -> str:
 
 def choose_variant(source: Path, cache_dir: Path, probe: Probe,
                    candidates: Sequence[Variant]) -> Variant:
-    """The candidate (runtime, format) that reads prompts fastest on this machine,
-    measured once per machine and model and remembered in ``cache_dir``; the prebuilt
-    wheel with the shipped weights when none can be measured."""
+    """The candidate (runtime, format) that reads prompts fastest on this machine; the
+    prebuilt wheel with the shipped weights when none can be measured.
+
+    Each variant is measured once per machine and model, and its speed (or its failure)
+    remembered in ``cache_dir``: another set of candidates (a runtime set explicitly, a
+    runtime uninstalled) measures only what it has not seen.
+    """
     # One memo per model: switching models must not re-measure the other one.
     memo = cache_dir / f"{source.name}.runtime-choice.json"
-    key = f"{source.name}:{source.stat().st_size}:{machine_key()}:{sorted(candidates)}"
-    remembered = _remembered(memo, key)
-    if remembered is not None and remembered in candidates:
-        return remembered
-    speeds: dict[str, float] = {}
-    for runtime, fmt in candidates:
+    key = f"{source.name}:{source.stat().st_size}:{machine_key()}"
+    speeds = _remembered(memo, key)
+    unseen = [v for v in candidates if f"{v[0]}:{v[1]}" not in speeds]
+    for runtime, fmt in unseen:
+        name = f"{runtime}:{fmt}"
         try:
-            speeds[f"{runtime}:{fmt}"] = probe(runtime, converted_path(source, fmt, cache_dir))
+            speeds[name] = probe(runtime, converted_path(source, fmt, cache_dir))
         except Exception as exc:  # noqa: BLE001 - a variant that fails is not chosen
             log.warning("%s with %s weights is not usable here: %s", runtime, fmt, exc)
-    best = max(speeds, key=lambda v: speeds[v]) if speeds else ":".join(FALLBACK)
+            speeds[name] = None
+    usable = {f"{r}:{f}": speeds[f"{r}:{f}"] for r, f in candidates
+              if speeds.get(f"{r}:{f}") is not None}
+    best = max(usable, key=lambda v: usable[v] or 0.0) if usable else ":".join(FALLBACK)
     runtime, fmt = best.split(":")
-    try:
-        memo.write_text(json.dumps({"key": key, "runtime": runtime, "format": fmt,
-                                    "prompt_tokens_per_s": speeds}, indent=2) + "\n",
-                        encoding="utf-8")
-    except OSError as exc:  # measured again next time; the choice still stands
-        log.warning("cannot remember the runtime choice in %s: %s", memo, exc)
-    log.info("%s with %s weights chosen by measurement: %s", runtime, fmt,
-             ", ".join(f"{v} {s:.0f} tokens/s" for v, s in speeds.items()))
+    if unseen:
+        _remember(memo, key, speeds)
+        log.info("%s with %s weights chosen by measurement: %s", runtime, fmt,
+                 ", ".join(f"{v} {s:.0f} tokens/s" for v, s in usable.items()))
     return runtime, fmt
 
 
-def _remembered(memo: Path, key: str) -> Variant | None:
+def _remembered(memo: Path, key: str) -> dict[str, float | None]:
+    """The prompt speeds measured on this machine for this model (None: it failed)."""
     try:
         remembered = json.loads(memo.read_text(encoding="utf-8"))
         if remembered.get("key") == key:
-            return str(remembered["runtime"]), str(remembered["format"])
-    except (OSError, ValueError, AttributeError, KeyError):
+            return dict(remembered["prompt_tokens_per_s"])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         pass
-    return None
+    return {}
+
+
+def _remember(memo: Path, key: str, speeds: dict[str, float | None]) -> None:
+    try:
+        memo.write_text(json.dumps({"key": key, "prompt_tokens_per_s": speeds}, indent=2)
+                        + "\n", encoding="utf-8")
+    except OSError as exc:  # measured again next time; the choice still stands
+        log.warning("cannot remember the measured speeds in %s: %s", memo, exc)
