@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from ai_digest_qa import Assistant, ConfigError, load_config
-from ai_digest_qa.server import check_exposure, is_loopback
+from ai_digest_qa.config import is_loopback
+from ai_digest_qa.server import check_exposure
 from conftest import ROOT, AppServer
 
 KEY = "sk-server-test-4f1c9e"

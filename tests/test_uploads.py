@@ -85,6 +85,8 @@ def test_uploads_need_loopback_or_a_login():
     assert uploads_allowed("::1", "")
     assert not uploads_allowed("0.0.0.0", "")
     assert uploads_allowed("0.0.0.0", "user:secret")
+    assert not uploads_allowed("127.0.0.1", "", share=True)  # a public share link
+    assert uploads_allowed("127.0.0.1", "user:secret", share=True)
 
 
 def test_the_upload_matrix_rejects_each_bad_file_with_its_reason_and_indexes_the_rest(

@@ -11,6 +11,7 @@ names below, either at top level or under an ``[ai_digest_qa]`` table.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import types
@@ -37,6 +38,16 @@ LLM_RUNTIMES = ("auto", "xllamacpp", "llama-cpp-python")  # see llm.py
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message says which and how to fix it."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def project_root() -> Path:

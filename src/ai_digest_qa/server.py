@@ -8,7 +8,6 @@ carry routes of ours, so it is used only when the API is off (it alone makes sha
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from collections.abc import Iterator
@@ -28,22 +27,12 @@ from .api import (
 )
 from .assistant import Assistant
 from .concurrency import AnswerSlots, ServerBusy
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, is_loopback, load_config
 from .records import Answer
 
 log = logging.getLogger("ai_digest_qa.server")
 
 MCP_PATH = "/gradio_api/mcp"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable only from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(config: Config) -> None:

@@ -8,7 +8,6 @@ module only turns them into Gradio components and text in the user's language.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
 from collections import Counter
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from .assistant import Assistant
+from .config import is_loopback
 from .records import Document, display_path
 from .uploads import UPLOAD_SUFFIXES, FileOutcome, Uploads
 
@@ -66,15 +66,10 @@ COLUMNS = {
 }
 
 
-def uploads_allowed(host: str, auth: str) -> bool:
-    """Uploads on loopback, or beyond it with a login: anyone who reaches an open page
-    could otherwise fill the disk and the index."""
-    if auth:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+def uploads_allowed(host: str, auth: str, share: bool = False) -> bool:
+    """Uploads on loopback, or beyond it (or on a share link) with a login: anyone who
+    reaches an open page could otherwise fill the disk and the index."""
+    return bool(auth) or (is_loopback(host) and not share)
 
 
 class DocumentsPanel:
@@ -87,7 +82,7 @@ class DocumentsPanel:
         self.root = config.corpus_dir.parent
         self.store_ready = store_ready
         self.uploads = Uploads(assistant)
-        self.enabled = uploads_allowed(config.ui_host, config.ui_auth)
+        self.enabled = uploads_allowed(config.ui_host, config.ui_auth, config.ui_share)
         self._removed: dict[str, str] = {}  # session -> the last removal's message
 
     # -- what the page shows --
