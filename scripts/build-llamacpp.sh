@@ -12,7 +12,9 @@
 # A first build takes 5-10 minutes on two cores; later installs take seconds.
 set -euo pipefail
 VERSION=0.3.36
-if [ "$(uname -m)" != "x86_64" ] || ! grep -qw avx512f /proc/cpuinfo; then
+has() { grep -qw "$1" /proc/cpuinfo; }
+# ggml's AVX512 kernels need the F, BW, DQ and VL subsets together.
+if [ "$(uname -m)" != "x86_64" ] || ! { has avx512f && has avx512bw && has avx512dq && has avx512vl; }; then
     echo "build-llamacpp: no AVX512 here; the prebuilt xllamacpp wheel is as fast, skipping"
     exit 0
 fi
@@ -21,7 +23,6 @@ if ! command -v cc >/dev/null || ! command -v c++ >/dev/null; then
     exit 0
 fi
 flags=(AVX AVX2 FMA F16C BMI2 AVX512)
-has() { grep -qw "$1" /proc/cpuinfo; }
 has avx512_vnni && flags+=(AVX512_VNNI)
 has avx512_bf16 && flags+=(AVX512_BF16)
 has avx512vbmi && flags+=(AVX512_VBMI)
@@ -31,6 +32,11 @@ cmake_args+=" -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF"
 for flag in "${flags[@]}"; do cmake_args+=" -DGGML_${flag}=ON"; done
 key="$VERSION-$(printf '%s' "$cmake_args" | sha256sum | cut -c1-12)"
 wheels="${XDG_CACHE_HOME:-$HOME/.cache}/ai-digest-qa/llama-cpp-python/$key"
+if [ -e "$wheels/build-failed" ]; then
+    # Not again on every install: delete the marker to retry.
+    echo "build-llamacpp: an earlier build failed here ($wheels/build-failed); using the prebuilt wheel" >&2
+    exit 0
+fi
 if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     echo "build-llamacpp: building llama-cpp-python $VERSION with ${flags[*]} (5-10 minutes)"
     mkdir -p "$wheels"
@@ -39,10 +45,14 @@ if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
         python -m pip wheel --quiet --no-deps --no-cache-dir --no-binary llama-cpp-python \
         "llama-cpp-python==$VERSION" -w "$wheels"; then
         echo "build-llamacpp: the build failed; using the prebuilt xllamacpp wheel" >&2
+        date > "$wheels/build-failed"
         exit 0
     fi
     # The bench reports what the first install cost.
     printf '{"version": "%s", "flags": "%s", "build_seconds": %s}\n' \
         "$VERSION" "${flags[*]}" "$(( $(date +%s) - started ))" > "$wheels/build.json"
 fi
+# --force-reinstall: the same version built with other flags must replace the old one;
+# its dependencies are installed normally.
+python -m pip install --quiet --force-reinstall --no-deps "$wheels"/llama_cpp_python-*.whl
 python -m pip install --quiet "$wheels"/llama_cpp_python-*.whl

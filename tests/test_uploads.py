@@ -43,7 +43,8 @@ def _files(folder: Path, files: dict[str, bytes]) -> list[tuple[str, Path]]:
     ("a\x00b\nc.txt", "abc.txt"),
     ("<script>.html", "_script_.html"),
     ("", "upload"),
-    ("x" * 300 + ".docx", "x" * 115 + ".docx"),  # 120 characters in all
+    ("x" * 300 + ".docx", "x" * 195 + ".docx"),  # 200 bytes in all
+    ("报" * 100 + ".pdf", "报" * 65 + ".pdf"),  # 3 bytes a character: 199 bytes
 ])
 def test_names_become_plain_file_names(name, expected):
     assert safe_name(name) == expected
@@ -60,6 +61,7 @@ def test_a_taken_name_gets_a_number_and_the_same_content_is_kept_once(tmp_path):
     other.write_text("two", encoding="utf-8")
     assert place(other, "notes.txt", folder)[0] == folder / "notes-2.txt"
     assert place(first, "../notes.txt", folder) == (None, "already uploaded as notes.txt")
+    assert place(first, "renamed.txt", folder) == (None, "already uploaded as notes.txt")
 
 
 def test_content_must_match_the_extension(tmp_path):
@@ -67,7 +69,7 @@ def test_content_must_match_the_extension(tmp_path):
         "fake.pdf": (b"MZ\x90\x00 an executable", "not a PDF"),
         "fake.docx": (b"%PDF-1.4 a pdf", "not a Word (.docx) document"),
         "program.txt": (b"\x7fELF\x02\x01\x01" + bytes(64), "binary"),
-        "script.md": (b"#!/bin/sh\nrm -rf /\n", "binary"),
+        "archive.html": (b"PK\x03\x04" + bytes(40), "binary"),
         "latin1.txt": ("café".encode("latin-1"), "not UTF-8"),
     }
     for name, (data, reason) in cases.items():
@@ -134,6 +136,9 @@ def test_too_many_files_in_one_upload_are_refused_after_the_limit(tmp_path):
     assert uploads.wait(60)
     assert [o.status for o in outcomes] == ["indexed", "indexed", "rejected"]
     assert "limit of 2 files per upload" in outcomes[2].reason
+    # A later upload, after the worker has finished, starts a new one.
+    later = uploads.add(_files(tmp_path / "later", {"n9.txt": b"Note nine about egrets."}))
+    assert uploads.wait(60) and later[0].status == "indexed" and not uploads.job.running
 
 
 @pytest.mark.parametrize("vector_store", ["faiss", "milvus"])
@@ -177,5 +182,49 @@ def test_the_panel_lists_pages_passages_and_progress(tmp_path):
     row = next(r for r in rows["data"] if r[1].endswith("herons.pdf"))
     assert row[4] == 2 and row[5] >= 1 and row[6]  # pages, passages, added
     assert rows["headers"][4] == "页数"
-    choices = panel.removable().choices
-    assert [label for label, _ in choices] == [c[0] for c in choices if "herons.pdf" in c[0]]
+    labels = [label for label, _ in panel.removable()["choices"]]
+    assert len(labels) == 1 and "herons.pdf" in labels[0]  # uploads only, not the corpus
+
+
+def test_questions_are_answered_while_an_upload_is_being_embedded(tmp_path):
+    """The upload holds the assistant's lock while it embeds; a question must not wait."""
+    import threading
+
+    from fakes import FakeEmbedder
+
+    assistant = tiny_assistant(tmp_path)
+    assistant.retrieve("What is DPO?")  # the retriever exists, as on a warmed-up page
+    embedding, release = threading.Event(), threading.Event()
+
+    class GatedEmbedder(FakeEmbedder):
+        def embed_passages(self, texts):
+            if any("Herons" in t for t in texts):  # the second file: after a swap
+                embedding.set()
+                assert release.wait(30)
+            return super().embed_passages(texts)
+
+    assistant._embedder = GatedEmbedder()
+    uploads = Uploads(assistant)
+    uploads.add(_files(tmp_path / "incoming", {
+        "a.txt": b"Egrets nest in colonies near water.",
+        "b.txt": b"Herons hunt fish in shallow water."}))
+    try:
+        assert embedding.wait(30)
+        answered: list[object] = []
+        question = threading.Thread(
+            target=lambda: answered.append(assistant.retrieve("直接偏好优化是什么?", 2)))
+        question.start()
+        question.join(10)
+        assert answered and answered[0], "the question waited for the upload"
+    finally:
+        release.set()
+    assert uploads.wait(60)
+    assert [f.status for f in uploads.job.files] == ["indexed", "indexed"]
+
+
+def test_removal_is_off_where_uploads_are(tmp_path):
+    assistant = tiny_assistant(tmp_path, ui_host="0.0.0.0")
+    panel = DocumentsPanel(assistant, lambda: assistant.store)
+    doc_id = next(iter(assistant.store.documents))
+    assert "Uploads are off" in panel.remove(doc_id, "en")
+    assert doc_id in assistant.store.documents

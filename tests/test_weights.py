@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from ai_digest_qa.checksums import file_sha256
-from ai_digest_qa.weights import FALLBACK, WeightsError, choose_variant, converted_path
+from ai_digest_qa.weights import (
+    FALLBACK,
+    ProbeUnavailable,
+    WeightsError,
+    choose_variant,
+    converted_path,
+)
 
 
 @pytest.fixture()
@@ -154,6 +160,24 @@ def test_a_variant_that_fails_is_not_chosen(tiny_gguf, tmp_path):
     nothing = choose_variant(tiny_gguf, tmp_path / "none", probe,
                              [("llama-cpp-python", "shipped")])
     assert nothing == FALLBACK
+
+
+def test_a_measurement_that_could_not_be_made_is_tried_again(tiny_gguf, tmp_path):
+    calls = []
+
+    def busy_then_fast(runtime, path):
+        calls.append(runtime)
+        if len(calls) == 1:
+            raise ProbeUnavailable("took over 300 s")
+        return 300.0 if runtime == "llama-cpp-python" else 100.0
+
+    candidates = [("llama-cpp-python", "shipped"), ("xllamacpp", "shipped")]
+    cache = tmp_path / "cache"
+    assert choose_variant(tiny_gguf, cache, busy_then_fast, candidates) == (
+        "xllamacpp", "shipped")
+    assert choose_variant(tiny_gguf, cache, busy_then_fast, candidates) == (
+        "llama-cpp-python", "shipped")  # measured again, not remembered as broken
+    assert calls == ["llama-cpp-python", "xllamacpp", "llama-cpp-python"]
 
 
 @pytest.mark.slow

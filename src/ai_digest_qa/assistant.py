@@ -71,8 +71,9 @@ class Assistant:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is not None:
-            return self._embedder
+        embedder = self._embedder  # read once: another thread may reset it
+        if embedder is not None:
+            return embedder
         with self._lock:
             if self._embedder is None:
                 self._embedder = make_embedder(self.config)
@@ -83,8 +84,9 @@ class Assistant:
 
     @property
     def store(self) -> IndexStore:
-        if self._store is not None:
-            return self._store
+        store = self._store
+        if store is not None:
+            return store
         with self._lock:
             if self._store is None:
                 self.ensure_index()
@@ -162,8 +164,12 @@ class Assistant:
                 store.save(config.index_dir, config.milvus_settings)
             if report.vectors_moved:  # only now: until saved, a rerun must be able to resume
                 (config.index_dir / MIGRATION_MARKER).unlink(missing_ok=True)
+            # The new retriever is made before the swap: a question asked while the next
+            # upload embeds (holding the lock) must not wait to make one.
+            old_retriever = self._retriever
+            self._retriever = (self._new_retriever(store, old_retriever)
+                               if old_retriever is not None else None)
             self._store = store
-            self._retriever = None
             self.last_update = report
             return report
 
@@ -240,18 +246,24 @@ class Assistant:
 
     @property
     def retriever(self) -> HybridRetriever:
-        if self._retriever is not None:
-            return self._retriever
+        retriever = self._retriever
+        if retriever is not None:
+            return retriever
         with self._lock:
             if self._retriever is None:
-                reranker = (CrossEncoderReranker(self.config.reranker_model)
-                            if self.config.reranker_model else None)
-                self._retriever = HybridRetriever(self.store, self.embedder, self.config,
-                                                  reranker)
-                import faiss
-
-                faiss.omp_set_num_threads(self.config.faiss_threads)
+                self._retriever = self._new_retriever(self.store, None)
             return self._retriever
+
+    def _new_retriever(self, store: IndexStore, previous: HybridRetriever | None
+                       ) -> HybridRetriever:
+        """A retriever over ``store``, keeping ``previous``'s reranker (a loaded model)."""
+        reranker = previous.reranker if previous is not None else (
+            CrossEncoderReranker(self.config.reranker_model)
+            if self.config.reranker_model else None)
+        import faiss
+
+        faiss.omp_set_num_threads(self.config.faiss_threads)
+        return HybridRetriever(store, self.embedder, self.config, reranker)
 
     # -- public operations --
 
@@ -265,7 +277,7 @@ class Assistant:
         the configured one when None. Loaded once and shared."""
         if backend is None or isinstance(backend, str):
             name = backend or self.config.llm_backend
-            if name in self._llms:
+            if name in self._llms:  # entries are never removed: safe without the lock
                 return self._llms[name]
             with self._lock:
                 if name not in self._llms:

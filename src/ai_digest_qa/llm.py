@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +29,13 @@ from typing import Any, Protocol
 
 from .checksums import file_sha256
 from .config import Config, ConfigError, mask_url_credentials
-from .weights import AUTO_CANDIDATES, WeightsError, choose_variant, converted_path
+from .weights import (
+    AUTO_CANDIDATES,
+    ProbeUnavailable,
+    WeightsError,
+    choose_variant,
+    converted_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -214,21 +221,7 @@ class LocalLLM:
 
         threading.Thread(target=work, name="llm-generate", daemon=True).start()
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                try:
-                    kind, value = pieces.get(timeout=max(remaining, 0.0) + 0.5)
-                except queue.Empty:
-                    raise LLMTimeout(
-                        f"The local model took longer than {timeout:.0f}s.") from None
-                if kind == "text":
-                    yield value
-                elif kind == "error":
-                    raise LLMError(f"The local model failed: {value}")
-                else:
-                    if time.monotonic() > deadline and not (cancel and cancel.is_set()):
-                        raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.")
-                    return
+            yield from _drain(pieces, deadline, timeout, cancel)
         finally:
             abandoned.set()
 
@@ -249,6 +242,26 @@ class LocalLLM:
                 "prompt_seconds": (timings.get("prompt_ms") or 0) / 1000,
                 "prompt_tokens_per_s": timings.get("prompt_per_second"),
                 "tokens_per_s": timings.get("predicted_per_second")}
+
+
+def _drain(pieces: queue.Queue[tuple[str, Any]], deadline: float, timeout: float,
+           cancel: threading.Event | None) -> Iterator[str]:
+    """The text a generating worker puts in ``pieces``, until it is done; LLMTimeout at
+    the deadline, LLMError for the worker's error."""
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            kind, value = pieces.get(timeout=max(remaining, 0.0) + 0.5)
+        except queue.Empty:
+            raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.") from None
+        if kind == "text":
+            yield value
+        elif kind == "error":
+            raise LLMError(f"The local model failed: {value}")
+        else:
+            if time.monotonic() > deadline and not (cancel and cancel.is_set()):
+                raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.")
+            return
 
 
 class LlamaCppPythonLLM:
@@ -283,31 +296,44 @@ class LlamaCppPythonLLM:
 
     def stream(self, messages: list[Message], *, max_tokens: int, temperature: float,
                timeout: float, cancel: threading.Event | None = None) -> Iterator[str]:
+        # As LocalLLM: a worker thread generates (holding the model's lock) and feeds a
+        # queue, so the deadline holds while a long prompt is read, and a caller that
+        # stops reading (cancel, closed generator) ends generation at the next token.
+        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
         deadline = time.monotonic() + timeout
-        if not self._lock.acquire(timeout=timeout):
-            raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.")
-        try:
-            chunks = self._llama.create_chat_completion(
-                messages=messages, max_tokens=max_tokens,
-                temperature=temperature, stream=True)
+        abandoned = threading.Event()
+
+        def stopped() -> bool:
+            return (abandoned.is_set() or (cancel is not None and cancel.is_set())
+                    or time.monotonic() > deadline)
+
+        def work() -> None:
             try:
-                for chunk in chunks:
-                    if cancel is not None and cancel.is_set():
+                with self._lock:
+                    if stopped():
                         return
-                    if time.monotonic() > deadline:
-                        raise LLMTimeout(
-                            f"The local model took longer than {timeout:.0f}s.")
-                    content = (chunk["choices"][0].get("delta") or {}).get("content")
-                    if content:
-                        yield content
+                    chunks = self._llama.create_chat_completion(
+                        messages=messages, max_tokens=max_tokens, temperature=temperature,
+                        stream=True)
+                    try:
+                        for chunk in chunks:
+                            content = (chunk["choices"][0].get("delta") or {}).get("content")
+                            if content:
+                                pieces.put(("text", content))
+                            if stopped():
+                                break
+                    finally:
+                        chunks.close()  # ends generation here
+            except Exception as exc:  # noqa: BLE001 - surfaced to the caller below
+                pieces.put(("error", exc))
             finally:
-                chunks.close()  # stops generation here
-        except LLMError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - surfaced as the interface's error
-            raise LLMError(f"The local model failed: {exc}") from None
+                pieces.put(("done", None))
+
+        threading.Thread(target=work, name="llm-generate", daemon=True).start()
+        try:
+            yield from _drain(pieces, deadline, timeout, cancel)
         finally:
-            self._lock.release()
+            abandoned.set()
 
     def complete(self, messages: list[Message], max_tokens: int, temperature: float,
                  cache_prompt: bool = False) -> dict[str, Any]:
@@ -428,12 +454,17 @@ def probe_prompt_speed(runtime: str, path: Path, threads: int = 0) -> float:
         done = subprocess.run(command, capture_output=True, text=True, timeout=300,
                               check=False)
     except subprocess.TimeoutExpired:
-        raise LLMError(f"{runtime} took over 300 s to read a short prompt") from None
+        raise ProbeUnavailable(f"{runtime} took over 300 s to read a short prompt") from None
+    if done.returncode == -9:  # killed (out of memory, or by hand): not this runtime's fault
+        raise ProbeUnavailable(f"the probe of {runtime} was killed")
     if done.returncode != 0:
         reason = (f"killed by signal {-done.returncode}" if done.returncode < 0
                   else (done.stderr.strip().splitlines() or ["failed"])[-1])
         raise LLMError(f"{runtime} cannot run {path.name} here: {reason}")
-    return float(done.stdout.split()[-1])
+    found = re.search(r"^PROBE (\d+(?:\.\d+)?)$", done.stdout, re.MULTILINE)
+    if found is None:  # a library may print to stdout too: only our line counts
+        raise LLMError(f"{runtime} gave no prompt speed for {path.name}: {done.stdout[-200:]!r}")
+    return float(found.group(1))
 
 
 def _probe_here(runtime: str, path: Path, threads: int) -> float:
@@ -549,4 +580,4 @@ if __name__ == "__main__":  # python -m ai_digest_qa.llm probe RUNTIME MODEL THR
 
     if len(sys.argv) != 5 or sys.argv[1] != "probe":
         sys.exit("usage: python -m ai_digest_qa.llm probe RUNTIME MODEL.gguf THREADS")
-    print(f"{_probe_here(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])):.3f}")
+    print(f"PROBE {_probe_here(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])):.3f}")

@@ -114,7 +114,7 @@ class DocumentsPanel:
         uploaded = [d for d in store.documents.values() if self.uploads.is_upload(d)]
         choices = [(f"{d.title} ({Path(d.source).name})", d.doc_id)
                    for d in sorted(uploaded, key=lambda d: d.title)]
-        return gr.Dropdown(choices=choices, value=None)
+        return gr.update(choices=choices)  # the choices only: a selection stays
 
     def progress(self, language: str) -> str:
         words = PANEL_MESSAGES[language]
@@ -159,6 +159,8 @@ class DocumentsPanel:
 
     def remove(self, doc_id: str | None, language: str) -> str:
         words = PANEL_MESSAGES[language]
+        if not self.enabled:
+            return words["disabled"]
         if not doc_id:
             return words["nothing"]
         try:
@@ -180,5 +182,5 @@ class DocumentsPanel:
             choice = gr.Dropdown(label=labels("remove_choice"), choices=[],
                                  elem_id="remove_choice", scale=3, interactive=self.enabled)
             remove = gr.Button(labels("remove"), variant="secondary", size="sm",
-                               elem_id="remove", scale=1)
+                               elem_id="remove", scale=1, interactive=self.enabled)
         return dict(table=table, files=files, status=status, choice=choice, remove=remove)

@@ -5,8 +5,9 @@ A file is checked before it is kept: its size (``max_file_mb``), the number of f
 one upload (``max_upload_files``), and its content against its extension (a PDF starts
 with ``%PDF-``, a Word file is a zip holding ``word/document.xml``, text is UTF-8 without
 NUL bytes or an executable's header). Its name is reduced to a plain file name (no
-folders, no leading dots, no control characters), and a name already taken by another
-file gets a number; the same content uploaded twice is kept once. A rejected file gets
+folders, no leading dots, no control characters, at most 200 bytes), and a name already
+taken by another file gets a number; the same content uploaded twice, under any name, is
+kept once. A rejected file gets
 its reason, and the other files of the upload are still indexed.
 
 Indexing reuses :meth:`Assistant.update_index` on the uploads folder, so uploads get the
@@ -40,8 +41,9 @@ log = logging.getLogger(__name__)
 UPLOAD_SUFFIXES = SUPPORTED_SUFFIXES
 _TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 # Headers of executables and archives that no text file starts with.
-_BINARY_HEADERS = (b"\x7fELF", b"MZ", b"PK\x03\x04", b"%PDF-", b"\xcf\xfa\xed\xfe", b"#!")
-_NAME_LIMIT = 120
+_BINARY_HEADERS = (b"\x7fELF", b"MZ", b"PK\x03\x04", b"%PDF-", b"\xcf\xfa\xed\xfe")
+# In UTF-8 bytes: file systems limit names to 255 bytes, and a CJK character takes 3.
+_NAME_LIMIT = 200
 
 
 @dataclass
@@ -107,7 +109,8 @@ def safe_name(name: str) -> str:
     stem, dot, suffix = base.rpartition(".")
     if not dot:
         stem, suffix = base, ""
-    stem = stem[: _NAME_LIMIT - len(suffix) - 1].strip() or "upload"
+    room = _NAME_LIMIT - len(suffix.encode()) - 1
+    stem = stem.encode()[:room].decode("utf-8", "ignore").strip() or "upload"
     return f"{stem}.{suffix.lower()}" if suffix else stem
 
 
@@ -121,17 +124,17 @@ def _sha256(path: Path) -> str:
 
 def place(source: Path, name: str, folder: Path) -> tuple[Path | None, str]:
     """Where ``source`` (uploaded as ``name``) is kept in ``folder``: (path, "") for a new
-    file, (None, reason) when that content is already there."""
+    file, (None, reason) when the same content is there already, under any name."""
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / safe_name(name)
-    digest = _sha256(source)
-    number = 1
-    while target.exists():
-        if target.is_file() and _sha256(target) == digest:
-            return None, f"already uploaded as {target.name}"
+    size, digest = source.stat().st_size, _sha256(source)
+    for kept in sorted(folder.iterdir()):
+        if kept.is_file() and kept.stat().st_size == size and _sha256(kept) == digest:
+            return None, f"already uploaded as {kept.name}"
+    plain = Path(safe_name(name))
+    target, number = folder / plain.name, 1
+    while target.exists():  # another file by that name: never overwritten
         number += 1
-        stem, suffix = Path(safe_name(name)).stem, Path(safe_name(name)).suffix
-        target = folder / f"{stem}-{number}{suffix}"
+        target = folder / f"{plain.stem}-{number}{plain.suffix}"
     return target, ""
 
 
@@ -167,7 +170,7 @@ class Uploads:
                     self._pending.append((outcome, path))
                 self.job.files.append(outcome)
                 outcomes.append(outcome)
-            if self._pending and (self._worker is None or not self._worker.is_alive()):
+            if self._pending and self._worker is None:
                 self._worker = threading.Thread(target=self._index_all, name="uploads",
                                                 daemon=True)
                 self._worker.start()
@@ -197,6 +200,8 @@ class Uploads:
         while True:
             with self._lock:
                 if not self._pending:
+                    # Under the lock: a file added from now on starts a new worker.
+                    self._worker = None
                     return
                 outcome, path = self._pending.pop(0)
             self._index_one(outcome, path)
@@ -204,6 +209,7 @@ class Uploads:
     def _index_one(self, outcome: FileOutcome, path: Path) -> None:
         outcome.status = "indexing"
         self.job.embedded = self.job.to_embed = 0
+        target: Path | None = None
         try:
             target, duplicate = place(path, outcome.name, self.folder)
             if target is None:
@@ -214,6 +220,8 @@ class Uploads:
             report = self.assistant.update_index([self.folder], progress=self._progress)
         except Exception as exc:  # noqa: BLE001 - shown on the page, logged in full
             log.exception("indexing the upload %s failed", outcome.name)
+            if target is not None:  # not indexed, so not kept for a later scan either
+                target.unlink(missing_ok=True)
             outcome.status, outcome.reason = "skipped", str(exc) or type(exc).__name__
             return
         problems = [why for where, why in report.skipped if Path(where) == target]
@@ -244,8 +252,9 @@ class Uploads:
         return Path(document.source).parent == self.folder
 
     def remove(self, doc_id: str) -> str:
-        """Remove uploaded document ``doc_id``: its file, and its passages from the index.
-        Returns the removed file's name; raises ValueError for anything not uploaded."""
+        """Remove uploaded document ``doc_id``: its file, and its passages from the index
+        (a ``.jsonl`` upload goes as a whole, all its records). Returns the removed file's
+        name; raises ValueError for anything not uploaded."""
         document = self.assistant.store.documents.get(doc_id)
         if document is None:
             raise ValueError("that document is no longer in the index")

@@ -45,6 +45,11 @@ class WeightsError(RuntimeError):
     """A converted model could not be made or checked; the message says why."""
 
 
+class ProbeUnavailable(RuntimeError):
+    """A speed that could not be measured this time (a timeout, the process killed for
+    memory): unlike a crash or a load failure, it is measured again next time."""
+
+
 
 
 # Converted files this process already hashed, with their (size, mtime_ns).
@@ -171,18 +176,25 @@ def machine_key() -> str:
                 break
     except OSError:
         flags = platform.processor()
-    runtimes = "|".join(_version(name) for name in ("xllamacpp", "llama-cpp-python"))
+    runtimes = "|".join(_build_identity(name) for name in ("xllamacpp", "llama-cpp-python"))
     text = f"{platform.machine()}|{os.cpu_count()}|{runtimes}|{flags}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _version(distribution: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
+def _build_identity(distribution: str) -> str:
+    """The runtime's version and when its files were installed: a rebuild of the same
+    version with other instruction sets is another runtime."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import distribution as find
 
     try:
-        return version(distribution)
+        found = find(distribution)
     except PackageNotFoundError:
         return "-"
+    files = [f for f in found.files or () if f.suffix == ".so"]
+    stamps = [Path(str(found.locate_file(f))).stat().st_mtime_ns for f in files
+              if Path(str(found.locate_file(f))).exists()]
+    return f"{found.version}@{max(stamps, default=0)}"
 
 
 def choose_variant(source: Path, cache_dir: Path, probe: Probe,
@@ -203,6 +215,9 @@ def choose_variant(source: Path, cache_dir: Path, probe: Probe,
         name = f"{runtime}:{fmt}"
         try:
             speeds[name] = probe(runtime, converted_path(source, fmt, cache_dir))
+        except ProbeUnavailable as exc:  # not chosen now, measured again next time
+            log.warning("%s with %s weights could not be measured now: %s", runtime, fmt,
+                        exc)
         except Exception as exc:  # noqa: BLE001 - a variant that fails is not chosen
             log.warning("%s with %s weights is not usable here: %s", runtime, fmt, exc)
             speeds[name] = None
@@ -230,6 +245,7 @@ def _remembered(memo: Path, key: str) -> dict[str, float | None]:
 
 def _remember(memo: Path, key: str, speeds: dict[str, float | None]) -> None:
     try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
         memo.write_text(json.dumps({"key": key, "prompt_tokens_per_s": speeds}, indent=2)
                         + "\n", encoding="utf-8")
     except OSError as exc:  # measured again next time; the choice still stands
