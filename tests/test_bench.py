@@ -65,10 +65,14 @@ def test_answer_evaluation_of_the_baseline_has_every_metric(baseline):
 
 @pytest.mark.slow
 def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp_path):
+    import importlib.util
+
     out = tmp_path / "bench"
+    # A bare format is the wheel's; the runtime built for this CPU too, where there is one.
+    built = ("llama-cpp-python:q8_0",) if importlib.util.find_spec("llama_cpp") else ()
     report = run_bench(corpus_assistant, QUESTIONS[:8], out, sizes=[3000], answers=1,
                        baseline=baseline, flat_limit=1000, milvus_sizes=[3000],
-                       formats=("shipped", "q8_0"), format_prompts=2, versus=2,
+                       formats=("shipped", "q8_0", *built), format_prompts=2, versus=2,
                        api_clients=2)
     data = json.loads((out / "bench.json").read_text())
     clients = data["api_clients"]
@@ -109,14 +113,15 @@ def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp
     assert variants["milvus + local bm25"]["hit@5"] == variants["faiss + local bm25"]["hit@5"]
     assert all(_positive(v["p50_ms"]) for v in variants.values())
     formats = data["formats"]["formats"]
-    assert set(formats) == {"shipped", "q8_0"}
+    assert set(formats) == {"xllamacpp:shipped", "xllamacpp:q8_0", *built}
     for row in formats.values():
         for kind in ("passages", "quotes"):
             assert _positive(row[kind]["prompt_tokens_per_s"]), kind
             assert _positive(row[kind]["first_token_s"]), kind
         # Quotes are what the evidence strategy saves: far fewer tokens to read.
         assert row["quotes"]["prompt_tokens"] < 0.6 * row["passages"]["prompt_tokens"]
-    assert formats["q8_0"]["file_mb"] > formats["shipped"]["file_mb"]  # 8 bits per weight
+    assert (formats["xllamacpp:q8_0"]["file_mb"]
+            > formats["xllamacpp:shipped"]["file_mb"])  # 8 bits per weight
     assert _positive(data["formats"]["conversion_seconds"])
     versus = data["versus"]
     assert versus["n"] == 2 and _positive(versus["first_token_ratio"])
@@ -128,3 +133,14 @@ def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp
     assert "## Scale" in markdown and "scale.png" in markdown
     assert "## Milvus Lite against FAISS" in markdown and "milvus + milvus bm25" in markdown
     assert report.seconds > 0
+
+
+def test_runtime_and_format_names_for_the_bench():
+    from ai_digest_qa.bench import bench_variants
+    from ai_digest_qa.llm import installed_runtimes
+
+    assert bench_variants("shipped, llama-cpp-python:q4_0") == (
+        "xllamacpp:shipped", "llama-cpp-python:q4_0")
+    assert bench_variants("") == ()
+    every = bench_variants("all")
+    assert len(every) == 3 * len(installed_runtimes()) and "xllamacpp:q8_0" in every

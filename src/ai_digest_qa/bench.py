@@ -674,8 +674,11 @@ def bench_variants(names: str) -> tuple[str, ...]:
     if names.strip() == "all":
         return tuple(f"{runtime}:{fmt}" for runtime in installed_runtimes()
                      for fmt in ("shipped", "q8_0", "q4_0"))
-    return tuple(name if ":" in name else f"xllamacpp:{name}"
-                 for name in (n.strip() for n in names.split(",")) if name)
+    return tuple(_variant_name(n.strip()) for n in names.split(",") if n.strip())
+
+
+def _variant_name(name: str) -> str:
+    return name if ":" in name else f"xllamacpp:{name}"
 
 
 def bench_formats(assistant: Assistant, questions: list[EvalQuestion],
@@ -691,6 +694,7 @@ def bench_formats(assistant: Assistant, questions: list[EvalQuestion],
 
     config = assistant.config
     source = resolve_model_path(config)
+    variants = tuple(_variant_name(v) for v in variants)
     paths = {v: converted_path(source, v.split(":")[1], config.model_cache_dir)
              for v in variants}
     models = {v: load_local(v.split(":")[0], path, config.llm_threads)
