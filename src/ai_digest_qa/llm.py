@@ -22,7 +22,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -190,41 +190,29 @@ class LocalLLM:
 
     def stream(self, messages: list[Message], *, max_tokens: int, temperature: float,
                timeout: float, cancel: threading.Event | None = None) -> Iterator[str]:
-        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
-        deadline = time.monotonic() + timeout
-        # Set when the caller cancels, the deadline passes or the caller stops reading
-        # (generator closed, e.g. a UI user left): the next token then ends generation.
-        abandoned = threading.Event()
         request = {"messages": messages, "max_tokens": max_tokens,
                    "temperature": temperature, "stream": True, "cache_prompt": True}
 
-        def on_chunk(chunk: dict[str, Any]) -> bool:
-            if "error" in chunk:
-                pieces.put(("error", chunk["error"]))
-                return True
-            for choice in chunk.get("choices") or []:
-                content = (choice.get("delta") or {}).get("content")
-                if content:
-                    pieces.put(("text", content))
-            return (abandoned.is_set() or (cancel is not None and cancel.is_set())
-                    or time.monotonic() > deadline)  # True stops generation
+        def produce(put: Callable[[str], None], stopped: Callable[[], bool]) -> None:
+            errors: list[Any] = []
 
-        def work() -> None:
-            try:
-                result = self._server.handle_chat_completions(request, on_chunk)
-                if isinstance(result, dict) and "error" in result:
-                    pieces.put(("error", result["error"]))
-            except Exception as exc:  # noqa: BLE001 - surfaced to the caller below
-                pieces.put(("error", exc))
-            finally:
-                pieces.put(("done", None))
+            def on_chunk(chunk: dict[str, Any]) -> bool:
+                if "error" in chunk:
+                    errors.append(chunk["error"])
+                    return True
+                for choice in chunk.get("choices") or []:
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        put(content)
+                return stopped()  # True stops generation
 
-        threading.Thread(target=work, name="llm-generate", daemon=True).start()
-        try:
-            yield from _drain(pieces, deadline, timeout, cancel)
-        finally:
-            abandoned.set()
+            result = self._server.handle_chat_completions(request, on_chunk)
+            if isinstance(result, dict) and "error" in result:
+                errors.append(result["error"])
+            if errors:
+                raise RuntimeError(errors[0])
 
+        return _generated_in_thread(produce, timeout, cancel)
 
     def complete(self, messages: list[Message], max_tokens: int, temperature: float,
                  cache_prompt: bool = False) -> dict[str, Any]:
@@ -244,24 +232,55 @@ class LocalLLM:
                 "tokens_per_s": timings.get("predicted_per_second")}
 
 
-def _drain(pieces: queue.Queue[tuple[str, Any]], deadline: float, timeout: float,
-           cancel: threading.Event | None) -> Iterator[str]:
-    """The text a generating worker puts in ``pieces``, until it is done; LLMTimeout at
-    the deadline, LLMError for the worker's error."""
-    while True:
-        remaining = deadline - time.monotonic()
+def _generated_in_thread(produce: Callable[[Callable[[str], None], Callable[[], bool]], None],
+                         timeout: float, cancel: threading.Event | None) -> Iterator[str]:
+    """Run ``produce(put, stopped)`` in a worker thread and yield what it puts.
+
+    Both local runtimes generate through a blocking call; a worker thread feeding a
+    queue keeps the deadline even while a long prompt is read (LLMTimeout), and
+    ``stopped()`` turns true when the caller cancels, the deadline passes or the caller
+    stops reading (the generator closed, e.g. a UI user left), so the next token ends
+    generation. A failure in ``produce`` is raised here as LLMError.
+    """
+    pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+    deadline = time.monotonic() + timeout
+    abandoned = threading.Event()
+
+    def stopped() -> bool:
+        return (abandoned.is_set() or (cancel is not None and cancel.is_set())
+                or time.monotonic() > deadline)
+
+    def work() -> None:
         try:
-            kind, value = pieces.get(timeout=max(remaining, 0.0) + 0.5)
-        except queue.Empty:
-            raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.") from None
-        if kind == "text":
-            yield value
-        elif kind == "error":
-            raise LLMError(f"The local model failed: {value}")
-        else:
-            if time.monotonic() > deadline and not (cancel and cancel.is_set()):
-                raise LLMTimeout(f"The local model took longer than {timeout:.0f}s.")
-            return
+            produce(lambda text: pieces.put(("text", text)), stopped)
+        except Exception as exc:  # noqa: BLE001 - surfaced to the caller below
+            pieces.put(("error", exc))
+        finally:
+            pieces.put(("done", None))
+
+    def drain() -> Iterator[str]:
+        threading.Thread(target=work, name="llm-generate", daemon=True).start()
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    kind, value = pieces.get(timeout=max(remaining, 0.0) + 0.5)
+                except queue.Empty:
+                    raise LLMTimeout(
+                        f"The local model took longer than {timeout:.0f}s.") from None
+                if kind == "text":
+                    yield value
+                elif kind == "error":
+                    raise LLMError(f"The local model failed: {value}")
+                else:
+                    if time.monotonic() > deadline and not (cancel and cancel.is_set()):
+                        raise LLMTimeout(
+                            f"The local model took longer than {timeout:.0f}s.")
+                    return
+        finally:
+            abandoned.set()
+
+    return drain()
 
 
 class LlamaCppPythonLLM:
@@ -296,44 +315,24 @@ class LlamaCppPythonLLM:
 
     def stream(self, messages: list[Message], *, max_tokens: int, temperature: float,
                timeout: float, cancel: threading.Event | None = None) -> Iterator[str]:
-        # As LocalLLM: a worker thread generates (holding the model's lock) and feeds a
-        # queue, so the deadline holds while a long prompt is read, and a caller that
-        # stops reading (cancel, closed generator) ends generation at the next token.
-        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
-        deadline = time.monotonic() + timeout
-        abandoned = threading.Event()
+        def produce(put: Callable[[str], None], stopped: Callable[[], bool]) -> None:
+            with self._lock:  # held by the worker only: an abandoned stream frees it
+                if stopped():
+                    return
+                chunks = self._llama.create_chat_completion(
+                    messages=messages, max_tokens=max_tokens, temperature=temperature,
+                    stream=True)
+                try:
+                    for chunk in chunks:
+                        content = (chunk["choices"][0].get("delta") or {}).get("content")
+                        if content:
+                            put(content)
+                        if stopped():
+                            break
+                finally:
+                    chunks.close()  # ends generation here
 
-        def stopped() -> bool:
-            return (abandoned.is_set() or (cancel is not None and cancel.is_set())
-                    or time.monotonic() > deadline)
-
-        def work() -> None:
-            try:
-                with self._lock:
-                    if stopped():
-                        return
-                    chunks = self._llama.create_chat_completion(
-                        messages=messages, max_tokens=max_tokens, temperature=temperature,
-                        stream=True)
-                    try:
-                        for chunk in chunks:
-                            content = (chunk["choices"][0].get("delta") or {}).get("content")
-                            if content:
-                                pieces.put(("text", content))
-                            if stopped():
-                                break
-                    finally:
-                        chunks.close()  # ends generation here
-            except Exception as exc:  # noqa: BLE001 - surfaced to the caller below
-                pieces.put(("error", exc))
-            finally:
-                pieces.put(("done", None))
-
-        threading.Thread(target=work, name="llm-generate", daemon=True).start()
-        try:
-            yield from _drain(pieces, deadline, timeout, cancel)
-        finally:
-            abandoned.set()
+        return _generated_in_thread(produce, timeout, cancel)
 
     def complete(self, messages: list[Message], max_tokens: int, temperature: float,
                  cache_prompt: bool = False) -> dict[str, Any]:

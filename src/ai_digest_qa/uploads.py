@@ -18,7 +18,6 @@ answered from the index as it stands.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import shutil
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .checksums import file_sha256
 from .corpus import SUPPORTED_SUFFIXES
 
 if TYPE_CHECKING:
@@ -114,21 +114,13 @@ def safe_name(name: str) -> str:
     return f"{stem}.{suffix.lower()}" if suffix else stem
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def place(source: Path, name: str, folder: Path) -> tuple[Path | None, str]:
     """Where ``source`` (uploaded as ``name``) is kept in ``folder``: (path, "") for a new
     file, (None, reason) when the same content is there already, under any name."""
     folder.mkdir(parents=True, exist_ok=True)
-    size, digest = source.stat().st_size, _sha256(source)
+    size, digest = source.stat().st_size, file_sha256(source)
     for kept in sorted(folder.iterdir()):
-        if kept.is_file() and kept.stat().st_size == size and _sha256(kept) == digest:
+        if kept.is_file() and kept.stat().st_size == size and file_sha256(kept) == digest:
             return None, f"already uploaded as {kept.name}"
     plain = Path(safe_name(name))
     target, number = folder / plain.name, 1
