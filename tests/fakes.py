@@ -50,10 +50,12 @@ class ScriptedLLM:
     def __init__(self, *replies: str | Exception) -> None:
         self.replies = list(replies)
         self.requests: list[list[dict[str, str]]] = []
+        self.max_tokens: list[int] = []  # each request's
 
     def stream(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float,
                timeout: float, cancel: threading.Event | None = None) -> Iterator[str]:
         self.requests.append(messages)
+        self.max_tokens.append(max_tokens)
         if not self.replies:
             raise AssertionError(f"unexpected LLM call: {messages[-1]['content'][:200]}")
         reply = self.replies.pop(0)

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from ai_digest_qa.answer import Answerer
+from ai_digest_qa.answer import JUDGE_TOKENS, Answerer
 from ai_digest_qa.answerability import RelevanceModel
 from ai_digest_qa.prompts import STRICT_RETRY
 from ai_digest_qa.records import Answer, Retrieval
@@ -20,7 +20,10 @@ def tiny(tmp_path_factory):
 
 
 def answer(tiny, question, llm, relevance=ALWAYS, history=None, cancel=None, **settings):
-    config = tiny.config if not settings else type(tiny.config)(**{
+    # The model phrases every answer here unless a test asks for same-language quotes:
+    # most tests are about verifying what it writes.
+    settings = {"same_language_answer": "phrase", **settings}
+    config = type(tiny.config)(**{
         **{f: getattr(tiny.config, f) for f in tiny.config.__dataclass_fields__}, **settings})
     answerer = Answerer(tiny.retriever, tiny.embedder, config, llm, relevance=relevance)
     items = list(answerer.stream(question, history, cancel=cancel))
@@ -212,6 +215,64 @@ def test_stopping_keeps_the_partial_answer(tiny):
     cancel.set()
     llm = ScriptedLLM("ICML 2024 在维也纳举行 [1]。")
     result, _ = answer(tiny, "ICML 2024 在哪个城市举办?", llm, cancel=cancel)
+    assert result.notice == "stopped" and not result.abstained
+
+
+def quoted(tiny, question, llm, **settings):
+    return answer(tiny, question, llm, same_language_answer="quote", **settings)
+
+
+def test_a_same_language_question_is_answered_by_its_quotes_once_the_model_judges(tiny):
+    # The model's first tokens are read for its "not found" only; its phrasing, right or
+    # wrong, is not the answer: the quotes are, as the sources word them.
+    llm = ScriptedLLM("ICML 2024 在北京")
+    result, pieces = quoted(tiny, "ICML 2024 在哪个城市举办?", llm)
+    assert result.mode == "quoted" and result.llm == "scripted" and not result.notice
+    assert "维也纳" in result.text and "北京" not in result.text
+    assert pieces == [result.text] and llm.max_tokens == [JUDGE_TOKENS]
+    (citation,) = result.citations
+    start, end = citation.span
+    assert "维也纳" in citation.passage.text[start:end]
+    assert "first_token" in result.timings
+
+
+def test_auto_quotes_for_a_local_model_and_lets_a_hosted_one_phrase(tiny):
+    question = "ICML 2024 在哪个城市举办?"
+    local = ScriptedLLM("维也纳")
+    local.name = "local:qwen"
+    result, _ = answer(tiny, question, local, same_language_answer="auto")
+    assert result.mode == "quoted" and local.max_tokens == [JUDGE_TOKENS]
+    hosted = ScriptedLLM("ICML 2024 在维也纳举行 [1]。")
+    hosted.name = "openai:gpt@example"
+    result, _ = answer(tiny, question, hosted, same_language_answer="auto")
+    assert result.mode == "llm" and result.text.startswith("ICML 2024 在维也纳举行")
+
+
+def test_a_cross_language_question_is_still_phrased_by_the_model(tiny):
+    llm = ScriptedLLM("ICML 2024 is held in Vienna [1].")
+    result, _ = quoted(tiny, "Which city hosts ICML 2024?", llm)
+    assert result.mode == "llm" and "Vienna" in result.text
+    assert llm.max_tokens == [tiny.config.max_answer_tokens]
+
+
+def test_the_judges_not_found_abstains_on_weak_evidence_and_quotes_on_strong(tiny):
+    weak = RelevanceModel((0.0,) * 6, 0.0, 0.1, doubt_threshold=0.9)  # p = 0.5
+    strong = RelevanceModel((0.0,) * 6, 0.0, 0.1, doubt_threshold=0.4)
+    question = "ICML 2024 接受了多少篇论文?"
+    result, _ = quoted(tiny, question, ScriptedLLM("资料中没有找到答案。"), relevance=weak)
+    assert result.abstained and result.abstention == "model-not-found"
+    result, _ = quoted(tiny, question, ScriptedLLM("资料中没有找到答案。"), relevance=strong)
+    assert result.mode == "extractive" and result.notice and "2,609" in result.text
+
+
+def test_a_judge_that_fails_or_is_stopped_does_not_lose_the_quotes(tiny):
+    result, _ = quoted(tiny, "ICML 2024 在哪个城市举办?", ScriptedLLM(failing("crashed")))
+    assert result.mode == "extractive" and "crashed" in (result.notice or "")
+    assert "维也纳" in result.text
+    cancel = threading.Event()
+    cancel.set()
+    result, _ = quoted(tiny, "ICML 2024 在哪个城市举办?", ScriptedLLM("维也纳"),
+                       cancel=cancel)
     assert result.notice == "stopped" and not result.abstained
 
 

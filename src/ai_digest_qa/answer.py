@@ -8,9 +8,11 @@ The steps for one question (:meth:`Answerer.stream`):
    index, when no sentence mentions the question's constraints together (another year,
    another model), or when relevance falls below the calibrated threshold; otherwise
    choose the sentences that answer;
-3. **generate**: the LLM phrases (or translates) those quotes in the question's
-   language, citing [n], from a short prompt (``answer_strategy = "evidence"``); with
-   ``"passages"`` it reads the whole passages instead (the earlier default);
+3. **generate**: the LLM translates those quotes into the question's language, citing
+   [n], from a short prompt (``answer_strategy = "evidence"``); quotes already in the
+   question's language are the answer as they stand once the model's first tokens do
+   not say "not found" (``same_language_answer``); with ``"passages"`` the model reads
+   the whole passages instead (the earlier default);
 4. **verify**: every marker must point to a quote, and every number and name of the
    answer must be in the quotes it cites (numbers by value: "5.4亿" is "540 million"). A
    failed check is retried once with a stricter prompt, then falls back to the quotes
@@ -49,7 +51,7 @@ from .evidence import (
     unsupported_denial,
 )
 from .index import IndexStore
-from .llm import ChatLLM, LLMError
+from .llm import ChatLLM, LLMError, is_local
 from .prompts import (
     EXTRACTIVE_HEADER,
     FALLBACK_NOTICE,
@@ -61,6 +63,7 @@ from .prompts import (
     NOT_STATED_ABOUT,
     NOT_STATED_ANY,
     OFF_TOPIC,
+    QUOTED_HEADER,
     answer_messages,
     condense_messages,
     quote_messages,
@@ -83,6 +86,9 @@ CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")  # [1] .. [99] in answer text
 # things the index never contains: fitted on a few dozen questions, the relevance model
 # alone also turned away answerable questions of the report half it had not seen.
 OFF_TOPIC_UNKNOWN_SHARE = 0.5
+# Tokens the model writes when it only judges whether same-language quotes answer: its
+# "not found" reply (资料中没有找到答案。 / The sources do not contain the answer.) fits.
+JUDGE_TOKENS = 12
 
 
 def missing_terms(question: str, store: IndexStore) -> list[str]:
@@ -423,6 +429,8 @@ class Answerer:
                   ) -> Generator[str, None, Answer]:
         if self.config.answer_strategy == "passages":
             return (yield from self._generate_from_passages(turn, llm, cancel))
+        if self._quotes_answer(turn, llm):
+            return (yield from self._quoted(turn, llm, cancel))
         quotes = turn.quotes()
         notice = None
         for attempt in range(1 + self.config.answer_retries):
@@ -442,6 +450,36 @@ class Answerer:
                 final = self._renumber(text, turn)
                 return turn.answer(final, "llm", llm.name, self._quote_citations(text, turn))
         return self._extractive(turn, notice)
+
+    def _quotes_answer(self, turn: _Turn, llm: ChatLLM) -> bool:
+        """Whether the quotes are the answer as they stand: every one is in the question's
+        language (a rewrite would only restate them), and the setting asks for it."""
+        setting = self.config.same_language_answer
+        wanted = setting == "quote" or (setting == "auto" and is_local(llm))
+        return wanted and all(
+            turn.passages[e.passage].language == turn.language for e in turn.evidence)
+
+    def _quoted(self, turn: _Turn, llm: ChatLLM, cancel: threading.Event | None
+                ) -> Generator[str, None, Answer]:
+        """The quotes as the answer, unless the model's first tokens on the usual prompt
+        say that they do not answer (its "not found" is weighed as after a full reply)."""
+        try:
+            judged = "".join(llm.stream(
+                quote_messages(turn.standalone, turn.quotes(), turn.language),
+                max_tokens=JUDGE_TOKENS, temperature=self.config.temperature,
+                timeout=self.config.llm_timeout, cancel=cancel))
+        except LLMError as exc:
+            answer = self._extractive(turn, str(exc))
+        else:
+            if cancel is not None and cancel.is_set():
+                answer = turn.answer("", "llm", llm.name, notice="stopped")
+            elif says_not_found(judged):
+                answer = self._model_found_nothing(turn)
+            else:
+                answer = self._quotes_as_answer(turn, llm.name)
+        turn.timings["first_token"] = time.perf_counter() - turn.started
+        yield answer.text
+        return answer
 
     def _run(self, llm: ChatLLM, messages: list[dict[str, str]], turn: _Turn,
              cancel: threading.Event | None) -> Generator[str, None, tuple[str, str | None]]:
@@ -591,16 +629,16 @@ class Answerer:
 
     # -- the extractive answer --
 
+    def _quotes_as_answer(self, turn: _Turn, llm: str) -> Answer:
+        lines, citations = _quoted_lines(turn)
+        text = "\n".join([QUOTED_HEADER[turn.language], *lines])
+        return turn.answer(text, "quoted", llm, citations)
+
     def _extractive(self, turn: _Turn, notice: str | None) -> Answer:
         """The chosen quotes, each cited (or, with strategy "passages", the sentences of
         the passages closest to the question)."""
         if turn.evidence:
-            lines = [f"- {e.quote} [{e.passage + 1}]" for e in turn.evidence]
-            by_marker: dict[str, Citation] = {}
-            for e in turn.evidence:
-                marker = f"[{e.passage + 1}]"
-                by_marker.setdefault(marker, Citation(marker, turn.passages[e.passage], e.span))
-            citations = list(by_marker.values())
+            lines, citations = _quoted_lines(turn)
         else:
             lines = self._closest_sentences(turn)
             citations = []
@@ -626,6 +664,16 @@ class Answerer:
         scores = scores - 0.01 * np.array([n - 1 for n, _ in candidates], dtype=np.float32)
         best = sorted(np.argsort(-scores)[:3].tolist())
         return [f"- {candidates[i][1]} [{candidates[i][0]}]" for i in best]
+
+
+def _quoted_lines(turn: _Turn) -> tuple[list[str], list[Citation]]:
+    """One cited line per chosen quote, and the citations (one per passage)."""
+    lines = [f"- {e.quote} [{e.passage + 1}]" for e in turn.evidence]
+    by_marker: dict[str, Citation] = {}
+    for e in turn.evidence:
+        marker = f"[{e.passage + 1}]"
+        by_marker.setdefault(marker, Citation(marker, turn.passages[e.passage], e.span))
+    return lines, list(by_marker.values())
 
 
 def _listing(terms: Sequence[str], language: str) -> str:

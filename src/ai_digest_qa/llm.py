@@ -59,6 +59,11 @@ class ChatLLM(Protocol):
                timeout: float, cancel: threading.Event | None = None) -> Iterator[str]: ...
 
 
+def is_local(llm: ChatLLM) -> bool:
+    """Whether ``llm`` runs here in llama.cpp (its name says so: "local:<model>")."""
+    return llm.name.startswith("local:")
+
+
 # --- the bundled local models --------------------------------------------------------
 
 

@@ -45,6 +45,12 @@ EXTRACTIVE_HEADER = {
     "en": "The most relevant sentences in the sources:",
 }
 
+# Above an answer that is the sources' own sentences (same language as the question).
+QUOTED_HEADER = {
+    "zh": "资料原文的回答:",
+    "en": "The sources answer:",
+}
+
 FALLBACK_NOTICE = {
     "zh": "(语言模型不可用或回答无法核实,以下为资料原文摘录。原因:{reason})",
     "en": "(The language model was unavailable or its answer could not be verified; "

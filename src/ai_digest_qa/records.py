@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 History = Sequence[tuple[str, str]]
 # "baseline": the plain llama-index comparison (baseline.py).
-AnswerMode = Literal["llm", "extractive", "abstained", "baseline"]
+# "quoted": the sources' own sentences, which the model judged to answer (answer.py).
+AnswerMode = Literal["llm", "quoted", "extractive", "abstained", "baseline"]
 
 
 # Why an answer abstained: nothing retrieved, a name the index never mentions, no
