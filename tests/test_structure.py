@@ -37,3 +37,20 @@ def test_no_import_cycles():
     for module in sorted(graph):
         if module not in state:
             visit(module, [])
+
+
+BACKEND_CLASSES = {"FaissVectors", "MilvusVectors"}
+
+
+def test_no_module_asks_which_vector_store_class_it_holds():
+    """Backends differ through the ChunkVectors protocol's capabilities (collection,
+    full_text, reconcile, keyword_search), not through isinstance checks on them."""
+    offenders = []
+    for path in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "isinstance" and len(node.args) == 2):
+                names = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+                if names & BACKEND_CLASSES:
+                    offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

@@ -32,7 +32,7 @@ from .llm import ChatLLM, LLMError, make_llm
 from .records import Answer, Document, History, Passage, Retrieval
 from .retrieval import CrossEncoderReranker, HybridRetriever
 from .vectorstores import (
-    FaissVectors,
+    ChunkVectors,
     MilvusMissingError,
     MilvusVectors,
     VectorStoreUnavailable,
@@ -193,7 +193,7 @@ class Assistant:
                      _LazyEmbedder(self), chunker, config.embedding_batch_size,
                      progress, report, max_file_bytes=int(config.max_file_mb * 1e6))
 
-    def _new_vectors(self, kind: str, dimension: int) -> FaissVectors | MilvusVectors:
+    def _new_vectors(self, kind: str, dimension: int) -> ChunkVectors:
         """Empty vectors of ``kind``; a new Milvus collection is recorded first, so it is
         dropped once unused even if its build is killed."""
         vectors = create_vectors(kind, dimension, self.config.milvus_settings)
@@ -220,7 +220,7 @@ class Assistant:
                       batch: int = 2000) -> None:
         marker = self.config.index_dir / MIGRATION_MARKER
         source = {"source_generation": store.generation, "embedder": store.manifest.embedder}
-        target: FaissVectors | MilvusVectors | None = None
+        target: ChunkVectors | None = None
         if to == "milvus" and marker.is_file():  # resume an interrupted migration...
             try:
                 recorded = json.loads(marker.read_text(encoding="utf-8"))
@@ -232,8 +232,7 @@ class Assistant:
                 target = None
         if target is None:
             target = self._new_vectors(to, store.manifest.dimension)
-            if isinstance(target, MilvusVectors):
-                target.write_info(marker, **source)
+            target.write_info(marker, **source)  # a collection's name, to resume
         store.migrate_vectors(target, progress, batch)
 
     def _load_or_none(self, report: UpdateReport) -> IndexStore | None:

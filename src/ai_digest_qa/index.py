@@ -409,7 +409,7 @@ class IndexStore:
         if set(self.documents) != set(self.manifest.documents):
             problems.append("documents and manifest differ")
         size = self.vectors.size  # a count query for Milvus: asked once, not per check
-        if not problems and size != len(self.chunks) and isinstance(self.vectors, MilvusVectors):
+        if not problems and size != len(self.chunks):
             # Only once the generation itself is sound: remove what a killed build added.
             self.vectors_reconciled = self.vectors.reconcile(set(self.chunks))
             size = self.vectors.size
@@ -667,8 +667,6 @@ class IndexStore:
         """BM25 ``(chunk_id, score)``: the index's own bm25s index, or (``"milvus"``) the
         collection's full-text search, skipping ids as :meth:`dense_search` does."""
         if backend == "milvus":
-            if not isinstance(self.vectors, MilvusVectors):
-                raise ValueError("keyword_search='milvus' needs vector_store='milvus'")
             return self._known(self.vectors.keyword_search(query, k))
         return self.keywords.search(query, k)
 
@@ -710,7 +708,7 @@ class IndexStore:
     def _known(self, hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
         return [(chunk_id, float(score)) for chunk_id, score in hits if chunk_id in self.chunks]
 
-    def migrate_vectors(self, target: FaissVectors | MilvusVectors,
+    def migrate_vectors(self, target: ChunkVectors,
                         progress: Callable[[int, int], None] | None = None,
                         batch: int = 2000) -> int:
         """Copy every chunk's vector into ``target`` without re-embedding and switch to it.
@@ -749,7 +747,7 @@ class IndexStore:
 def record_collection(index_dir: Path, vectors: ChunkVectors) -> None:
     """Note a Milvus collection this index created, before anything is written to it, so
     it is dropped once no generation uses it, even if its build is killed."""
-    if isinstance(vectors, MilvusVectors):
+    if vectors.collection is not None:
         index_dir.mkdir(parents=True, exist_ok=True)
         with open(index_dir / COLLECTIONS_LEDGER, "a", encoding="utf-8") as ledger:
             ledger.write(vectors.collection + "\n")

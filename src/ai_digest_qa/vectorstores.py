@@ -44,9 +44,19 @@ HNSW_LIMIT = 500_000
 
 
 class ChunkVectors(Protocol):
-    """Chunk-id keyed vectors with inner-product search."""
+    """Chunk-id keyed vectors with inner-product search.
+
+    What differs between backends is said here as capabilities, so that callers never
+    ask which class they hold: ``collection`` names the server-side collection the
+    vectors live in (None: they live in the generation's own files), and ``full_text``
+    says whether :meth:`keyword_search` works.
+    """
 
     kind: str
+    full_text: bool
+
+    @property
+    def collection(self) -> str | None: ...
 
     @property
     def size(self) -> int: ...
@@ -67,6 +77,12 @@ class ChunkVectors(Protocol):
     def persist(self, folder: Path) -> None: ...
 
     def committed(self) -> None: ...
+
+    def keyword_search(self, query: str, k: int) -> list[tuple[str, float]]: ...
+
+    def reconcile(self, known: set[str]) -> int: ...
+
+    def write_info(self, info_file: Path, **extra: Any) -> None: ...
 
 
 # --- FAISS ---------------------------------------------------------------------------
@@ -144,6 +160,8 @@ class FaissVectors:
     """
 
     kind = "faiss"
+    collection: str | None = None  # the generation's files are the whole state
+    full_text = False
     FILE = "default__vector_store.json"
 
     def __init__(self, store: Any, flat_limit: int = FLAT_LIMIT) -> None:
@@ -234,6 +252,16 @@ class FaissVectors:
     def committed(self) -> None:
         """Nothing to do: the generation folder is the whole state."""
 
+    def keyword_search(self, query: str, k: int) -> list[tuple[str, float]]:
+        raise ValueError("keyword_search='milvus' needs vector_store='milvus'")
+
+    def reconcile(self, known: set[str]) -> int:
+        """Nothing to remove: a killed build never wrote into a live generation's files."""
+        return 0
+
+    def write_info(self, info_file: Path, **extra: Any) -> None:
+        """Nothing to name: the vectors are files beside the info (no collection)."""
+
 
 # --- Milvus --------------------------------------------------------------------------
 
@@ -293,6 +321,7 @@ class MilvusVectors:
     """
 
     kind = "milvus"
+    full_text = True  # BM25 over the collection's text field
     INFO = "milvus.json"
 
     def __init__(self, settings: MilvusSettings, collection: str, dimension: int,
@@ -599,7 +628,7 @@ def _bypass_proxies_for_loopback() -> None:
 
 
 def create_vectors(kind: str, dimension: int, milvus: MilvusSettings | None = None
-                   ) -> FaissVectors | MilvusVectors:
+                   ) -> ChunkVectors:
     """Empty vectors of backend ``kind`` (a new Milvus collection for ``milvus``)."""
     if kind == "faiss":
         return FaissVectors.empty(dimension)
@@ -611,7 +640,7 @@ def create_vectors(kind: str, dimension: int, milvus: MilvusSettings | None = No
 
 
 def open_vectors(folder: Path, milvus: MilvusSettings | None = None
-                 ) -> FaissVectors | MilvusVectors:
+                 ) -> ChunkVectors:
     """The vectors a generation's ``vectors/`` folder describes."""
     if (folder / MilvusVectors.INFO).is_file():
         if milvus is None:
