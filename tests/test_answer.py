@@ -140,12 +140,24 @@ def test_local_model_answers_with_citations(corpus_assistant, question, evidence
 
 @pytest.mark.slow
 def test_streaming_yields_text_then_the_answer(corpus_assistant):
-    items = list(corpus_assistant.ask_stream("ICML 2024 的接受率是多少?", llm="local"))
+    # Across languages the model translates, token by token.
+    items = list(corpus_assistant.ask_stream("What was the acceptance rate at ICML 2024?",
+                                             llm="local"))
     assert isinstance(items[-1], Answer)
     pieces, answer = items[:-1], items[-1]
     assert all(isinstance(piece, str) for piece in pieces) and len(pieces) > 2
     assert "".join(pieces).strip() and answer.text and answer.citations
     assert answer.timings["first_token"] < answer.timings["total"]
+
+
+@pytest.mark.slow
+def test_a_question_in_its_sources_language_is_answered_by_their_own_sentences(
+        corpus_assistant):
+    answer = corpus_assistant.ask("ICML 2024 的接受率是多少?", llm="local")
+    assert answer.mode == "quoted" and answer.llm.startswith("local:"), answer.text
+    assert "27.03%" in answer.text and not answer.notice
+    start, end = answer.citations[0].span
+    assert "27.03%" in answer.citations[0].passage.text[start:end]
 
 
 @pytest.mark.slow

@@ -87,7 +87,8 @@ def test_question_streams_sources_then_answer_and_citations_open_passages(app_se
                                                                            browser) -> None:
     context, page = _open(browser, app_server.url, "en-US", "Ready")
     assert page.locator("#send").inner_text().strip() == "Send"
-    timing = _ask_and_watch(page, "What alignment method was used to train Zephyr-7B?")
+    # About a Chinese article: the model translates, so the answer streams.
+    timing = _ask_and_watch(page, "What was the acceptance rate at ICML 2024?")
     assert timing["sources"] < timing["answer"]
     assert timing["partial"], "the answer did not stream"
     answer = page.locator("#chat .answer-meta").last
