@@ -153,11 +153,10 @@ def test_streaming_yields_text_then_the_answer(corpus_assistant):
 @pytest.mark.slow
 def test_a_question_in_its_sources_language_is_answered_by_their_own_sentences(
         corpus_assistant):
-    answer = corpus_assistant.ask("ICML 2024 的接受率是多少?", llm="local")
+    answer = corpus_assistant.ask("线性回归通常用哪种损失函数?", llm="local")
     assert answer.mode == "quoted" and answer.llm.startswith("local:"), answer.text
-    assert "27.03%" in answer.text and not answer.notice
-    start, end = answer.citations[0].span
-    assert "27.03%" in answer.citations[0].passage.text[start:end]
+    assert "均方误差" in answer.text and not answer.notice
+    assert any("均方误差" in c.passage.text[c.span[0]:c.span[1]] for c in answer.citations)
 
 
 @pytest.mark.slow
