@@ -44,7 +44,7 @@ BACKEND_CLASSES = {"FaissVectors", "MilvusVectors"}
 
 def test_no_module_asks_which_vector_store_class_it_holds():
     """Backends differ through the ChunkVectors protocol's capabilities (collection,
-    full_text, reconcile, keyword_search), not through isinstance checks on them."""
+    reconcile, keyword_search, write_info), not through isinstance checks on them."""
     offenders = []
     for path in PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -818,7 +818,7 @@ def _prompt_cache_check(assistant: Assistant, questions: list[EvalQuestion], llm
     prompts = [p["quotes"] for p in bench_prompts(assistant, questions[:4]) if p["quotes"]]
     # Each language has its own system prompt: only a prompt after one of its language
     # can reuse it.
-    prompts = [p for p in prompts if prompts and p[0] == prompts[0][0]]
+    prompts = [p for p in prompts if p[0] == prompts[0][0]] if prompts else []
     if complete is None or len(prompts) < 2:
         return {}
     cached, read = [], []

@@ -48,12 +48,11 @@ class ChunkVectors(Protocol):
 
     What differs between backends is said here as capabilities, so that callers never
     ask which class they hold: ``collection`` names the server-side collection the
-    vectors live in (None: they live in the generation's own files), and ``full_text``
-    says whether :meth:`keyword_search` works.
+    vectors live in (None: they live in the generation's own files), and
+    :meth:`keyword_search` says what is wrong where the backend has no full-text search.
     """
 
     kind: str
-    full_text: bool
 
     @property
     def collection(self) -> str | None: ...
@@ -161,7 +160,6 @@ class FaissVectors:
 
     kind = "faiss"
     collection: str | None = None  # the generation's files are the whole state
-    full_text = False
     FILE = "default__vector_store.json"
 
     def __init__(self, store: Any, flat_limit: int = FLAT_LIMIT) -> None:
@@ -321,7 +319,6 @@ class MilvusVectors:
     """
 
     kind = "milvus"
-    full_text = True  # BM25 over the collection's text field
     INFO = "milvus.json"
 
     def __init__(self, settings: MilvusSettings, collection: str, dimension: int,
