@@ -6,6 +6,7 @@ from ai_digest_qa.evidence import (
     about_the_subject,
     analyse,
     answer_lacks,
+    candidate_sentences,
     choose_evidence,
     counted_words,
     latin_names,
@@ -114,6 +115,40 @@ def test_headings_never_answer_and_metadata_only_when_asked():
     other = choose_evidence(analyse("What does Time Weaver generate?", words), [PAPER],
                             limit=3)
     assert all(e.sentence.field is None for e in other)
+
+
+def test_a_papers_title_line_with_its_authors_is_a_heading():
+    text = ("Time Weaver:条件时间序列生成模型(Narasimhan 等人)\n"
+            "研究人员提出了一种基于扩散模型的方法(见 Narasimhan 等人)。\n"
+            "Scaling Laws for Neural Language Models (Kaplan et al.)\n"
+            "We study scaling. It follows earlier work (Kaplan et al.).\n")
+    parts = sentences(text)
+    assert [p.heading for p in parts] == [True, False, True, False, False]
+    paper = Text(text)
+    found = choose_evidence(analyse("Time Weaver用的是哪类生成模型?", Words(paper)), [paper],
+                            limit=3)
+    assert found and all("等人)" not in e.sentence.text or "。" in e.sentence.text
+                         for e in found)
+
+
+def test_which_ones_and_almost_ask_no_quantity():
+    assert not analyse("TimesFM 的架构遵循哪几条设计原则?").wants_number
+    assert not analyse("这个模型几乎在所有任务上都领先吗?").wants_number
+    assert not analyse("几何深度学习研究什么?").wants_number
+    assert analyse("TimesFM 有几条设计原则?").wants_number
+
+
+def test_a_question_asking_for_an_institution_prefers_a_sentence_naming_one():
+    text = Text("4D Gaussian Splatting 实现了实时的动态场景渲染,训练和存储效率很高。"
+                "最近,华中科技大学研究团队提出了 4D Gaussian Splatting。", language="zh")
+    words = Words(text)
+    profile = analyse("Which research groups proposed 4D Gaussian Splatting?", words)
+    assert profile.preferred_type == "institution" and profile.answer_type is None
+    found = choose_evidence(profile, [text], limit=1)
+    assert "华中科技大学" in found[0].quote
+    # Preferred, not required: no institution named is no abstention.
+    assert unmet_requirement(profile, ["4D Gaussian Splatting renders in real time."],
+                             []) is None
 
 
 def test_a_sentence_announcing_a_list_brings_the_list():
@@ -281,12 +316,36 @@ def test_what_is_asked_must_be_in_a_quote_about_the_subject():
                  title="4DGS", language="en")
     words = Words(able, other)
     profile = analyse("Which university are the ABLE-NeRF authors from?", words)
+    # The other passage's sentence names nothing of the question: it is not chosen.
     found = choose_evidence(profile, [able, other], limit=3)
-    assert {e.passage for e in found} == {0, 1}  # the university is in the other one
-    about = about_the_subject(found)
+    assert [e.passage for e in found] == [0]
+    assert unmet_requirement(profile, [e.quote for e in found], []) == "university"
+    # Among candidates from both, only the quotes naming the subject count.
+    both = candidate_sentences(profile, [able, other])
+    assert {e.passage for e in both} == {0, 1}  # the university is in the other one
+    about = about_the_subject(both)
     assert [e.passage for e in about] == [0]
     assert unmet_requirement(profile, [e.quote for e in about], []) == "university"
-    assert unmet_requirement(profile, [e.quote for e in found], []) is None
+    assert unmet_requirement(profile, [e.quote for e in both], []) is None
+
+
+def test_another_passage_joins_the_quotes_only_when_it_names_more_of_the_subject():
+    first = Text("Vision Mamba (Vim) is a new vision backbone. Vim is 2.8 times faster than "
+                 "DeiT. Vim saves 86.8% GPU memory.", title="Vim", language="en")
+    echo = Text("Vision backbones like Vim are efficient. Vim runs fast on images.",
+                title="Digest", language="en")
+    words = Words(first, echo)
+    profile = analyse("How much faster than DeiT is Vim?", words)
+    found = choose_evidence(profile, [first, echo], limit=3)
+    assert found and {e.passage for e in found} == {0}  # the echo adds a citation, no fact
+    # A passage naming what the best quote leaves out joins it.
+    fuller = Text("Vim is 2.8 times faster than DeiT and saves memory.", title="Vim",
+                  language="en")
+    partial = Text("Vim is a fast backbone.", title="Note", language="en")
+    words = Words(partial, fuller)
+    profile = analyse("How much faster than DeiT is Vim?", words)
+    found = choose_evidence(profile, [partial, fuller], limit=3)
+    assert found[0].passage == 1 and "2.8" in found[0].quote
 
 
 def test_an_answer_must_hold_what_the_question_asks_for():

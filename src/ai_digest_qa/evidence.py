@@ -50,8 +50,11 @@ class Lexicon:
     chinese_name_flags: frozenset[str]
     metadata_fields: dict[str, tuple[str, ...]]
     number_cues: tuple[str, ...]
+    not_number_cues: tuple[str, ...]
+    author_citation: re.Pattern[str]
     number_words: frozenset[str]
     answer_types: dict[str, tuple[tuple[str, ...], re.Pattern[str]]]  # name: (cues, pattern)
+    preferred_types: dict[str, tuple[tuple[str, ...], re.Pattern[str]]]  # ranking only
     ordinal_words: dict[str, int]
     comparison_cues: tuple[str, ...]
     measure_words: frozenset[str]
@@ -75,9 +78,13 @@ def lexicon() -> Lexicon:
         chinese_name_flags=frozenset(data["chinese_name_flags"]),
         metadata_fields={k: tuple(v) for k, v in data["metadata_fields"].items()},
         number_cues=tuple(data["number_cues"]),
+        not_number_cues=tuple(data["not_number_cues"]),
+        author_citation=_author_citation(data["author_citation_words"]),
         number_words=frozenset(data["number_words"]),
         answer_types={name: (tuple(t["cues"]), re.compile(t["pattern"], re.I))
                       for name, t in data["answer_types"].items()},
+        preferred_types={name: (tuple(t["cues"]), re.compile(t["pattern"], re.I))
+                         for name, t in data["preferred_answer_types"].items()},
         ordinal_words=dict(data["ordinal_words"]),
         comparison_cues=tuple(data["comparison"]["cues"]),
         measure_words=frozenset(data["measure_words"]),
@@ -89,6 +96,12 @@ def lexicon() -> Lexicon:
         choice_cues=tuple(data["restatement"]["choice_cues"]),
         quote_denials=tuple(data["negation"]["quote_words"]),
     )
+
+
+def _author_citation(words: list[str]) -> re.Pattern[str]:
+    """A line's closing "(Narasimhan 等人)" / "(Kaplan et al.)"."""
+    alternatives = "|".join(re.escape(w) for w in words)
+    return re.compile(rf"[(（][^()（）]{{1,80}}(?:{alternatives})\s*[)）]\s*$", re.I)
 
 
 class Vocabulary(Protocol):
@@ -205,6 +218,7 @@ class QuestionProfile:
     compares: bool = False  # "Is A faster than B?": one passage must name them all
     counted: tuple[TermGroup, ...] = ()  # what "how many" counts ("parameters", "论文")
     measure: str | None = None  # its Chinese measure word ("多少篇": 篇)
+    preferred_type: str | None = None  # "institution": what answering sentences name
 
     def coverage(self, tokens: set[str], language: str | None = None) -> float:
         """Weighted share of the question's known terms present among ``tokens``.
@@ -298,21 +312,31 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
     asked = frozenset(field for field, cues in lexicon().metadata_fields.items()
                       if any(_cue_in(cue, question) for cue in cues))
     words = lexicon()
-    wants_number = any(_cue_in(cue, question) for cue in words.number_cues)
+    counting = _without_non_number_words(question)
+    wants_number = any(_cue_in(cue, counting) for cue in words.number_cues)
     answer_type = next((name for name, (cues, _) in words.answer_types.items()
                         if any(_cue_in(cue, question) for cue in cues)), None)
+    preferred = next((name for name, (cues, _) in words.preferred_types.items()
+                      if any(_cue_in(cue, question) for cue in cues)), None)
     compares = any(_cue_in(cue, question) for cue in words.comparison_cues)
     words_counted, measure = _counted(question)
     counted = set(keyword_tokens(" ".join(words_counted)))
     counted_groups = tuple(g for g in groups if set(keyword_tokens(g.word)) & counted)
     return QuestionProfile(question, language, tuple(constraints), tuple(groups), asked,
                            unknown, wants_number, answer_type, ordinals(question), compares,
-                           counted_groups, measure)
+                           counted_groups, measure, preferred)
 
 
 _HOW_MANY = re.compile(r"(?<![a-z])how many\s+([^?,.;:!]*)", re.I)
-# "哪几条原则" asks which ones, not how many.
-_COUNT_CJK = re.compile(r"(?:多少|(?<!哪)几)")
+_COUNT_CJK = re.compile(r"多少|几")
+
+
+def _without_non_number_words(question: str) -> str:
+    """``question`` with the words that hold a number cue but ask no quantity blanked
+    ("哪几条原则", "几乎")."""
+    for word in lexicon().not_number_cues:
+        question = question.replace(word, " " * len(word))
+    return question
 
 
 def counted_words(question: str) -> list[str]:
@@ -336,7 +360,8 @@ def _counted(question: str) -> tuple[list[str], str | None]:
             words.append(word)
     measures = lexicon().measure_words
     measure = None
-    for match in _COUNT_CJK.finditer(question):
+    counting = _without_non_number_words(question)
+    for match in _COUNT_CJK.finditer(counting):
         after = [w for w in jieba_words(question[match.end():]) if w.strip()]
         if after and after[0] in measures and measure is None:
             measure = after[0]
@@ -562,6 +587,8 @@ def _question_words(question: str) -> list[str]:
 _FIELD_LINE = re.compile(r"^\s*([A-Za-z]+)\s*:\s")
 _HEADING_NUMBER = re.compile(r"^\s*(?:\d+(?:\.\d+)*\.?|[一二三四五六七八九十]+[、.])\s*\S")
 _SENTENCE_PUNCTUATION = re.compile(r"[。！？；.!?;…”\"')）:：]\s*$")
+# Where a sentence ends inside a line (a full stop before a space, not in "e.g." or "3.5").
+_SENTENCE_END = re.compile(r"[。！？!?]|(?<![A-Z.]\w)\.(?=\s)")
 
 
 @dataclass(frozen=True)
@@ -601,8 +628,12 @@ def sentences(text: str) -> list[Sentence]:
 
 
 def _is_heading(sentence: str) -> bool:
-    """Short and unpunctuated, or a numbered section title ("1.3 大模型的挑战")."""
+    """Short and unpunctuated, a numbered section title ("1.3 大模型的挑战"), or a paper's
+    title line ending in its authors ("Time Weaver:条件时间序列生成模型(Narasimhan 等人)")."""
     units = len(CJK_CHAR.findall(sentence)) + len(re.findall(r"[A-Za-z0-9]+", sentence))
+    cited = lexicon().author_citation.search(sentence)
+    if cited and not _SENTENCE_END.search(sentence[:cited.start()]):
+        return True
     if _HEADING_NUMBER.match(sentence) and units <= 20 and \
             not _SENTENCE_PUNCTUATION.search(sentence):
         return True  # a numbered list item ends like a sentence; a heading does not
@@ -676,7 +707,7 @@ class Evidence:
 # sentences, per standard deviation of the candidates' similarities (so it means the
 # same for embedders whose cosines spread over 0.05 or over 0.5).
 SIMILARITY_WEIGHT = 0.05
-# A question asking for a quantity prefers sentences stating one by this much.
+# A question asking for a quantity (or a kind of answer) prefers sentences stating one by this much.
 QUANTITY_FIT = 0.15
 # Sentences embedded per question: the best by terms (about 25 ms each on two cores).
 EMBEDDED_CANDIDATES = 10
@@ -734,6 +765,9 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
             elif profile.wants_number:
                 fit = QUANTITY_FIT if states_quantity(sentence.text, profile.question) \
                     else -QUANTITY_FIT
+            elif profile.preferred_type is not None:  # "which lab": a sentence naming one
+                pattern = lexicon().preferred_types[profile.preferred_type][1]
+                fit = QUANTITY_FIT if pattern.search(sentence.text) else -QUANTITY_FIT
             candidates.append(Evidence(index, sentence, mass, coverage, 0.0, context, fit,
                                        continuation,
                                        named=len(names) - len(missing_in(names, window))))
@@ -813,8 +847,10 @@ def choose_evidence(profile: QuestionProfile, passages: Sequence[PassageLike],
 
     Candidates are ranked by term mass; the best few are re-ranked with the embedder's
     similarity, which matches paraphrases and translations the glossary does not know.
-    A second sentence is added only when it covers terms the first does not (a question
-    asking two things).
+    Later sentences join the best one when they score within ``SECOND_SENTENCE_GAP`` of
+    it and come from its passage, or from another passage that names more of the
+    question's names than it does: an answer rests on one source, and another one's
+    sentences about the same subject are citations that hold nothing new.
     """
     ranked = sorted(candidate_sentences(profile, passages),
                     key=lambda e: (-(e.mass + e.quantity_fit), e.passage, e.sentence.start))
@@ -829,18 +865,20 @@ def choose_evidence(profile: QuestionProfile, passages: Sequence[PassageLike],
                 for e, s, b in zip(head, similarities.tolist(), boosts.tolist())]
     head.sort(key=lambda e: (-e.score, e.passage, e.sentence.start))
     chosen: list[Evidence] = []
-    covered: set[str] = set()
     for evidence in head:
         if len(chosen) >= limit:
             break
-        tokens = set(keyword_tokens(evidence.quote))
-        new = {g.word for g in profile.groups if g.tokens & tokens} - covered
-        if chosen and (evidence.score < chosen[0].score - SECOND_SENTENCE_GAP
-                       or _overlaps(evidence, chosen)):
-            continue
-        chosen.append(evidence)
-        covered |= new
+        if not chosen or _joins(evidence, chosen):
+            chosen.append(evidence)
     return chosen
+
+
+def _joins(evidence: Evidence, chosen: Sequence[Evidence]) -> bool:
+    """Whether ``evidence`` joins the chosen quotes (see :func:`choose_evidence`)."""
+    best = chosen[0]
+    if evidence.score < best.score - SECOND_SENTENCE_GAP or _overlaps(evidence, chosen):
+        return False
+    return evidence.passage == best.passage or evidence.named > best.named
 
 
 def _overlaps(evidence: Evidence, chosen: Sequence[Evidence]) -> bool:
