@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -17,31 +14,12 @@ from .answer import Answerer
 from .answerability import RelevanceModel, Signals
 from .chunking import Chunker
 from .config import Config, ConfigError, load_config
-from .embeddings import Embedder, embedder_identity, make_embedder
-from .index import (
-    MIGRATION_MARKER,
-    IndexCorruptError,
-    IndexStore,
-    Manifest,
-    UpdateReport,
-    index_lock,
-    progress_printer,
-    record_collection,
-)
+from .embeddings import Embedder, make_embedder
+from .index import IndexStore, UpdateReport, index_lock
+from .lifecycle import IndexKeeper, IndexRequest, ProgressCallback
 from .llm import ChatLLM, LLMError, make_llm
 from .records import Answer, Document, History, Passage, Retrieval
 from .retrieval import CrossEncoderReranker, HybridRetriever
-from .vectorstores import (
-    ChunkVectors,
-    MilvusMissingError,
-    MilvusVectors,
-    VectorStoreUnavailable,
-    create_vectors,
-)
-
-log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[int, int], None]
 
 
 class Assistant:
@@ -49,7 +27,8 @@ class Assistant:
 
     The first use builds ``index/`` from ``corpus/`` (and any registered user sources)
     when it is missing, built with other settings, damaged, or older than the files;
-    otherwise it loads it. Thread-safe: searches may run concurrently.
+    otherwise it loads it (what to do is decided by lifecycle.IndexKeeper). Thread-safe:
+    searches may run concurrently.
     """
 
     def __init__(self, config: Config | None = None) -> None:
@@ -62,7 +41,6 @@ class Assistant:
         self.last_update: UpdateReport | None = None
         # The relevance model answers use; None: the calibrated one (data/relevance.json).
         self.relevance: RelevanceModel | None = None
-        self._migrate_to: str | None = None  # set by migrate() for one update
 
     # -- components, created on first use --
 
@@ -93,10 +71,6 @@ class Assistant:
             assert self._store is not None
             return self._store
 
-    def _sources(self, manifest: Manifest | None) -> list[Path]:
-        registered = [Path(p) for p in manifest.sources] if manifest else []
-        return [self.config.corpus_dir, *registered]
-
     def ensure_index(self, progress: ProgressCallback | None = None,
                      rebuild: bool = False) -> UpdateReport:
         """Load the index, building it when needed, and updating it from the files unless
@@ -112,93 +86,8 @@ class Assistant:
         ``scan=False`` only loads a sound index (building one if there is none): for
         instances serving an index that an ingest job maintains.
         """
-        config = self.config
-        identity = embedder_identity(config)
-        chunker = self.chunker()
-        report = UpdateReport()
-        with self._lock, index_lock(config.index_dir):
-            try:
-                store = self._load_or_none(report)
-            except (VectorStoreUnavailable, MilvusMissingError) as exc:
-                if not rebuild:
-                    raise
-                report.notices.append(f"the old index's vectors could not be reached ({exc}); "
-                                      "built a new index without them")
-                store = None
-            if store is not None:
-                reason = store.manifest.incompatibility(identity, chunker.settings)
-                if rebuild or reason:
-                    report.rebuilt_because = reason or "rebuild requested"
-                    store = None
-            elif rebuild:
-                report.rebuilt_because = "rebuild requested"
-            previous = IndexStore.read_manifest(config.index_dir)
-            if store is None:
-                embedder = self.embedder
-                vectors = self._new_vectors(config.vector_store, embedder.dimension)
-                store = IndexStore(
-                    Manifest(embedder=identity, dimension=embedder.dimension,
-                             chunking=chunker.settings,
-                             sources=previous.sources if previous else []),
-                    embedder.dimension, vectors)
-                # A rebuild ends any interrupted migration (its collection is dropped later).
-                (config.index_dir / MIGRATION_MARKER).unlink(missing_ok=True)
-                report.rebuilt_because = report.rebuilt_because or "no index yet"
-            elif self._migrate_to and store.vectors.kind != self._migrate_to:
-                report.vectors_moved = f"{store.vectors.kind} -> {self._migrate_to}"
-                self._move_vectors(store, self._migrate_to, progress)
-            elif store.vectors.kind != config.vector_store:
-                # Only the migrate command moves vectors: one misconfigured instance must
-                # not move a shared index back and forth.
-                notice = (f"the index keeps its vectors in {store.vectors.kind}; "
-                          f"vector_store={config.vector_store!r} applies to new builds. Move "
-                          f"them with `ai-digest-qa migrate --to {config.vector_store}`.")
-                report.notices.append(notice)
-                log.warning(notice)
-            # scan=False serves a sound index as it is; a new one is built from the files.
-            if scan or store.generation is None or add_paths or remove_paths:
-                self._update_from_sources(store, add_paths, remove_paths or [], chunker,
-                                          progress, report)
-            if (report.changed or report.fingerprints_refreshed or store.generation is None
-                    or store.keywords_rebuilt or remove_paths or report.vectors_moved):
-                store.save(config.index_dir, config.milvus_settings)
-            if report.vectors_moved:  # only now: until saved, a rerun must be able to resume
-                (config.index_dir / MIGRATION_MARKER).unlink(missing_ok=True)
-            # The new retriever is made before the swap: a question asked while the next
-            # upload embeds (holding the lock) must not wait to make one.
-            old_retriever = self._retriever
-            self._retriever = (self._new_retriever(store, old_retriever)
-                               if old_retriever is not None else None)
-            self._store = store
-            self.last_update = report
-            return report
-
-    def _update_from_sources(self, store: IndexStore, add_paths: list[Path],
-                             remove_paths: list[Path], chunker: Chunker,
-                             progress: ProgressCallback | None, report: UpdateReport) -> None:
-        config = self.config
-        sources = list(store.manifest.sources)
-        for path in add_paths:
-            resolved = str(path.expanduser().resolve())
-            if resolved not in sources and Path(resolved) != config.corpus_dir:
-                sources.append(resolved)
-        for path in remove_paths:
-            resolved = str(path.expanduser().resolve())
-            if resolved in sources:
-                sources.remove(resolved)
-        store.manifest.sources = sources
-        if progress is None and sys.stderr.isatty():
-            progress = progress_printer("embedding")
-        store.update(self._sources(store.manifest), config.corpus_dir.parent,
-                     _LazyEmbedder(self), chunker, config.embedding_batch_size,
-                     progress, report, max_file_bytes=int(config.max_file_mb * 1e6))
-
-    def _new_vectors(self, kind: str, dimension: int) -> ChunkVectors:
-        """Empty vectors of ``kind``; a new Milvus collection is recorded first, so it is
-        dropped once unused even if its build is killed."""
-        vectors = create_vectors(kind, dimension, self.config.milvus_settings)
-        record_collection(self.config.index_dir, vectors)
-        return vectors
+        return self._run(IndexRequest(tuple(add_paths), tuple(remove_paths or ()), rebuild,
+                                      scan), progress)
 
     def migrate(self, to: str, progress: ProgressCallback | None = None) -> UpdateReport:
         """Move the index's vectors to backend ``to`` ("faiss" or "milvus") without
@@ -210,38 +99,22 @@ class Assistant:
         with self._lock:
             self._store = None
             self._retriever = None
-            self._migrate_to = to
-            try:
-                return self.ensure_index(progress)
-            finally:
-                self._migrate_to = None
+            return self._run(IndexRequest(scan=self.config.auto_update, migrate_to=to),
+                             progress)
 
-    def _move_vectors(self, store: IndexStore, to: str, progress: ProgressCallback | None,
-                      batch: int = 2000) -> None:
-        marker = self.config.index_dir / MIGRATION_MARKER
-        source = {"source_generation": store.generation, "embedder": store.manifest.embedder}
-        target: ChunkVectors | None = None
-        if to == "milvus" and marker.is_file():  # resume an interrupted migration...
-            try:
-                recorded = json.loads(marker.read_text(encoding="utf-8"))
-                # ...but only of this very index: otherwise its vectors may be stale.
-                if all(recorded.get(k) == v for k, v in source.items()):
-                    target = MilvusVectors.load_named(self.config.milvus_settings, marker)
-            except (OSError, ValueError, KeyError, VectorStoreUnavailable) as exc:
-                log.info("not resuming the earlier migration (%s); starting afresh", exc)
-                target = None
-        if target is None:
-            target = self._new_vectors(to, store.manifest.dimension)
-            target.write_info(marker, **source)  # a collection's name, to resume
-        store.migrate_vectors(target, progress, batch)
-
-    def _load_or_none(self, report: UpdateReport) -> IndexStore | None:
-        try:
-            return IndexStore.load(self.config.index_dir, self.config.milvus_settings)
-        except IndexCorruptError as exc:
-            if IndexStore.current_generation(self.config.index_dir) is not None:
-                report.rebuilt_because = str(exc)
-            return None
+    def _run(self, request: IndexRequest, progress: ProgressCallback | None) -> UpdateReport:
+        """Have the keeper (lifecycle.py) bring the index to ``request``, then serve it."""
+        with self._lock, index_lock(self.config.index_dir):
+            keeper = IndexKeeper(self.config, _LazyEmbedder(self), self.chunker())
+            store, report = keeper.run(request, progress)
+            # The new retriever is made before the swap: a question asked while the next
+            # upload embeds (holding the lock) must not wait to make one.
+            old_retriever = self._retriever
+            self._retriever = (self._new_retriever(store, old_retriever)
+                               if old_retriever is not None else None)
+            self._store = store
+            self.last_update = report
+            return report
 
     @property
     def retriever(self) -> HybridRetriever:

@@ -63,6 +63,16 @@ COLLECTIONS_LEDGER = ".milvus-collections"
 MIGRATION_MARKER = ".migration.json"
 
 
+def _under_a_source(path: Path, sources: list[Path]) -> bool:
+    """Whether ``path`` is one of ``sources`` or lies under one of them."""
+    resolved = path.resolve()
+    for source in sources:
+        root = source.resolve()
+        if resolved == root or root in resolved.parents:
+            return True
+    return False
+
+
 class IndexCorruptError(RuntimeError):
     """The index on disk is missing, damaged or inconsistent; the message says what to do."""
 
@@ -561,8 +571,8 @@ class IndexStore:
                     new_docs[document.doc_id] = document
 
         for key in set(self.manifest.files) - seen_paths:
-            if not Path(key).exists():
-                continue
+            if not Path(key).exists() or not _under_a_source(Path(key), sources):
+                continue  # deleted, or its source was removed: its documents go
             # Present but no longer discovered (e.g. unreadable now): keep it, say so.
             if not any(p == key for p, _ in report.skipped):
                 report.skipped.append((key, "no longer readable; kept the indexed version"))
