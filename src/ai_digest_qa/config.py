@@ -338,6 +338,39 @@ def _find_config_file() -> Path | None:
     return None
 
 
+def _flatten(data: dict[str, Any], fields: dict[str, Any], path: Path
+             ) -> dict[str, tuple[Any, str]]:
+    """The file's settings as flat names, each with the name it was written as.
+
+    A backend's settings may be a table instead of flat keys: ``[vector_store]`` with
+    ``kind = "milvus"`` is ``vector_store``, and ``[vector_store.milvus]`` with ``uri``
+    is ``milvus_uri``; ``[llm] backend`` is ``llm_backend`` and ``[llm.openai] model``
+    is ``openai_model``. A setting written both ways is an error, not a silent choice.
+    """
+    flat: dict[str, tuple[Any, str]] = {}
+
+    def put(name: str, value: Any, written: str) -> None:
+        if name in flat:
+            raise ConfigError(f"{path}: {written!r} sets {name!r}, which "
+                              f"{flat[name][1]!r} already set; keep one of them.")
+        flat[name] = (value, written)
+
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            put(key, value, key)
+            continue
+        for inner, inner_value in value.items():
+            if isinstance(inner_value, dict):  # [vector_store.milvus]: milvus_*
+                for name, setting in inner_value.items():
+                    put(f"{inner}_{name}", setting, f"{key}.{inner}.{name}")
+            elif inner in ("kind", "backend"):
+                put(key if key in fields else f"{key}_backend", inner_value,
+                    f"{key}.{inner}")
+            else:
+                put(f"{key}_{inner}", inner_value, f"{key}.{inner}")
+    return flat
+
+
 def load_config(config_file: str | Path | None = None, **overrides: Any) -> Config:
     """Build the :class:`Config` from defaults, the TOML file, the environment and ``overrides``."""
     fields = _field_types()
@@ -349,13 +382,17 @@ def load_config(config_file: str | Path | None = None, **overrides: Any) -> Conf
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"Cannot read config file {path}: {exc}") from None
-        data = data.get("ai_digest_qa", data)
-        for key, value in data.items():
+        # Settings under [ai_digest_qa] (a file shared with other tools) or at the top.
+        inner = data.pop("ai_digest_qa", {})
+        if not isinstance(inner, dict):
+            raise ConfigError(f"{path}: ai_digest_qa must be a table ([ai_digest_qa]).")
+        for key, (value, written) in _flatten({**data, **inner}, fields, path).items():
             if key not in fields:
+                read_as = f" (read as {key!r})" if written != key else ""
                 raise ConfigError(
-                    f"{path}: unknown setting {key!r}; known settings: {', '.join(fields)}."
-                )
-            values[key] = _coerce(key, value, fields[key], str(path))
+                    f"{path}: unknown setting {written!r}{read_as}; known settings: "
+                    f"{', '.join(fields)}.")
+            values[key] = _coerce(written, value, fields[key], str(path))
         base = path.parent
         for key in ("corpus_dir", "index_dir", "model_cache_dir", "feedback_file",
                     "uploads_dir"):
