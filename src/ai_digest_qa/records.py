@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 History = Sequence[tuple[str, str]]
 # "baseline": the plain llama-index comparison (baseline.py).
@@ -25,6 +25,55 @@ AnswerMode = Literal["llm", "quoted", "extractive", "abstained", "baseline"]
 # judging the quotes no answer while the evidence was weak too.
 AbstentionKind = Literal["no-passages", "unknown-name", "not-covered", "off-topic",
                          "model-not-found"]
+
+
+class PassageRecord(TypedDict):
+    """A passage as JSON (:meth:`Passage.to_record`): for the page, the API and --json."""
+
+    title: str
+    url: str | None
+    source: str
+    page: int | None
+    pages: list[int] | None
+    doc_id: str
+    chunk_id: str
+    start: int
+    end: int
+    language: str
+    section: str | None
+    score: float
+    text: str
+
+
+class CitationRecord(TypedDict):
+    """A citation as the page keeps it: its marker's number, the quote's span."""
+
+    number: int
+    chunk_id: str
+    span: list[int] | None
+    page: int | None
+
+
+class ChatTurn(TypedDict):
+    """One turn of the page's conversation, as Gradio keeps it in the session state
+    (plain JSON, so a dict). The first four are there from the start; the rest arrive
+    as the answer does (``final`` and after) or mark a turn that failed (``error``)."""
+
+    question: str
+    answer: str
+    language: str
+    passages: list[PassageRecord]
+    mode: NotRequired[str]  # the mode the user picked (local, openai, extractive)
+    error: NotRequired[bool]
+    final: NotRequired[bool]
+    llm: NotRequired[str]
+    answer_mode: NotRequired[AnswerMode]
+    seconds: NotRequired[float]
+    abstained: NotRequired[bool]
+    stopped: NotRequired[bool]
+    notice: NotRequired[str | None]
+    citations: NotRequired[list[CitationRecord]]
+    note: NotRequired[str | None]
 
 
 # A PDF's page section before pages were recorded (see Document.page_starts).
@@ -179,7 +228,7 @@ class Passage:
     pages: tuple[int, int] | None = None
     page_breaks: tuple[int, ...] = ()
 
-    def to_record(self, root: Path) -> dict[str, Any]:
+    def to_record(self, root: Path) -> PassageRecord:
         """The passage as JSON for the page, the API and ``--json``; corpus files by their
         project path (``root`` is the project folder)."""
         return {"title": self.title, "url": self.url,

@@ -34,7 +34,7 @@ from .assistant import Assistant, QuestionError, validate_question
 from .concurrency import AnswerSlots
 from .config import Config
 from .index import IndexStore
-from .records import Answer, Citation, Retrieval
+from .records import Answer, ChatTurn, Citation, CitationRecord, PassageRecord, Retrieval
 from .textutils import detect_language, page_label
 from .ui_documents import PANEL_LABELS, DocumentsPanel
 
@@ -161,15 +161,16 @@ def link_citations(text: str, turn: int, passages: int) -> str:
     return CITATION_MARKER.sub(link, text)
 
 
-def render_answer(turn: int, record: dict[str, Any]) -> str:
+def render_answer(turn: int, record: ChatTurn) -> str:
     """The assistant message of one turn: answer text with linked citations and a footer."""
     if record.get("error"):
         return record["answer"]
     text = link_citations(record["answer"], turn, len(record["passages"]))
     if record.get("stopped"):
         text += "\n\n" + MESSAGES[record["language"]]["stopped"]
-    if record.get("note"):  # e.g. uploads were still being indexed
-        text += f"\n\n*{html.escape(record['note'])}*"
+    note = record.get("note")
+    if note:  # e.g. uploads were still being indexed
+        text += f"\n\n*{html.escape(note)}*"
     if record.get("final"):
         meta = MESSAGES[record["language"]]["meta"].format(
             llm=record.get("llm", ""), seconds=record.get("seconds", 0.0))
@@ -177,7 +178,7 @@ def render_answer(turn: int, record: dict[str, Any]) -> str:
     return text
 
 
-def chat_messages(turns: list[dict[str, Any]]) -> list[dict[str, str]]:
+def chat_messages(turns: list[ChatTurn]) -> list[dict[str, str]]:
     """The Chatbot value for ``turns``: a user and an assistant message per turn."""
     messages = []
     for number, record in enumerate(turns, start=1):
@@ -194,8 +195,8 @@ def _highlighted(text: str, span: list[int] | tuple[int, int] | None) -> str:
             + html.escape(text[end:]))
 
 
-def render_source_card(turn: int, number: int, passage: dict[str, Any],
-                       citation: dict[str, Any] | None, language: str,
+def render_source_card(turn: int, number: int, passage: PassageRecord,
+                       citation: CitationRecord | None, language: str,
                        abstained: bool = False) -> str:
     """One passage's card; an abstention's passages are labelled related, not answers."""
     words = MESSAGES[language]
@@ -206,10 +207,13 @@ def render_source_card(turn: int, number: int, passage: dict[str, Any],
     else:
         location = f'<code>{html.escape(url or str(passage["source"]))}</code>'
     language_badge = html.escape(str(passage.get("language", "")))
-    section = (f' · {html.escape(passage["section"])}' if passage.get("section") else "")
+    # .get: records kept by an older page (and tests' partial ones) may lack a key.
+    section_name = passage.get("section")
+    section = f" · {html.escape(section_name)}" if section_name else ""
     # The page the cited quote starts on, else the passage's page range ("p. 7–8").
+    pages = passage.get("pages")
     page = (page_label(citation["page"]) if citation and citation.get("page")
-            else page_label(*passage["pages"]) if passage.get("pages") else "")
+            else page_label(*pages) if pages else "")
     page = f' · <span class="src-page">{html.escape(page)}</span>' if page else ""
     status = words["cited"] if citation else words["related" if abstained else "not_cited"]
     classes = "src-card cited" if citation else "src-card"
@@ -226,7 +230,7 @@ def render_source_card(turn: int, number: int, passage: dict[str, Any],
     )
 
 
-def render_sources(turns: list[dict[str, Any]], ui_language: str) -> str:
+def render_sources(turns: list[ChatTurn], ui_language: str) -> str:
     """All turns' sources, newest first and open; older turns folded."""
     shown = [(n, t) for n, t in enumerate(turns, start=1) if t.get("passages")]
     if not shown:
@@ -247,14 +251,14 @@ def render_sources(turns: list[dict[str, Any]], ui_language: str) -> str:
     return "".join(parts)
 
 
-def _invalid_turn(question: object, error: QuestionError, ui_language: str) -> dict[str, Any]:
+def _invalid_turn(question: object, error: QuestionError, ui_language: str) -> ChatTurn:
     text = (MESSAGES[ui_language]["empty"] if not str(question or "").strip()
             else MESSAGES[ui_language]["invalid"].format(error=error))
     return {"question": str(question or "")[:200], "answer": text, "language": ui_language,
             "passages": [], "error": True}
 
 
-def _citation_record(citation: Citation) -> dict[str, Any]:
+def _citation_record(citation: Citation) -> CitationRecord:
     return {"number": int(citation.marker[1:-1]), "chunk_id": citation.passage.chunk_id,
             "span": list(citation.span) if citation.span else None, "page": citation.page}
 
@@ -456,7 +460,7 @@ class ChatApp:
 
     # -- handlers --
 
-    def answer(self, question: str, mode: str, top_k: float, turns: list[dict[str, Any]],
+    def answer(self, question: str, mode: str, top_k: float, turns: list[ChatTurn],
                request: gr.Request) -> Iterator[tuple[Any, Any, Any, Any]]:
         """Stream one answer: (chat messages, question box, sources HTML, turns)."""
         ui_language = request_language(request)
@@ -474,8 +478,8 @@ class ChatApp:
             return
         language = detect_language(cleaned)
         history = [(t["question"], t["answer"]) for t in turns if not t.get("error")]
-        record: dict[str, Any] = {"question": cleaned, "answer": MESSAGES[language]["searching"],
-                                  "language": language, "passages": [], "mode": mode}
+        record: ChatTurn = {"question": cleaned, "answer": MESSAGES[language]["searching"],
+                            "language": language, "passages": [], "mode": mode}
         turns.append(record)
         yield chat_messages(turns), "", render_sources(turns, ui_language), turns
 
@@ -488,8 +492,8 @@ class ChatApp:
                 history=history, top_k=passages_per_answer, llm=mode))
         except Exception as exc:  # noqa: BLE001 - a readable message, never a traceback
             log.exception("answering %r failed", cleaned)
-            record.update(error=True, answer=MESSAGES[language]["failed"].format(
-                error=f"{type(exc).__name__}: {exc}"))
+            record.update({"error": True, "answer": MESSAGES[language]["failed"].format(
+                error=f"{type(exc).__name__}: {exc}")})
         finally:
             self._forget(session, cancel)
         if current():
@@ -500,7 +504,7 @@ class ChatApp:
             if self._cancels.get(session) is cancel:
                 del self._cancels[session]
 
-    def _wait_for_index(self, record: dict[str, Any], turns: list[dict[str, Any]],
+    def _wait_for_index(self, record: ChatTurn, turns: list[ChatTurn],
                         cancel: threading.Event) -> Iterator[tuple[Any, Any, Any, Any]]:
         words = MESSAGES[record["language"]]
         while not self.warmup.index_ready.wait(0.5) and not cancel.is_set():
@@ -513,7 +517,7 @@ class ChatApp:
             record["answer"] = words["queued"]
             yield chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
 
-    def _stream(self, record: dict[str, Any], turns: list[dict[str, Any]], ui_language: str,
+    def _stream(self, record: ChatTurn, turns: list[ChatTurn], ui_language: str,
                 cancel: threading.Event, current: Callable[[], bool], options: dict[str, Any]
                 ) -> Iterator[tuple[Any, Any, Any, Any]]:
         """The answer into ``record`` as it comes: sources first, then the text."""
@@ -523,7 +527,7 @@ class ChatApp:
         last_yield = 0.0
         with self.slots.hold(cancel) as held:  # the answer slots the API shares
             if not held:  # stopped while waiting
-                record.update(answer=words["stopped"], final=True)
+                record.update({"answer": words["stopped"], "final": True})
                 return
             items = self.assistant.ask_stream(record["question"], cancel=cancel,
                                               include_retrieval=True, **options)
@@ -550,14 +554,15 @@ class ChatApp:
                             last_yield = now
                             yield chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
 
-    def _finish(self, record: dict[str, Any], answer: Answer) -> None:
-        record.update(
-            answer=answer.text, final=True, llm=answer.llm, answer_mode=answer.mode,
-            seconds=answer.timings.get("total", 0.0), abstained=answer.abstained,
-            stopped=answer.notice == "stopped", notice=answer.notice,
-            passages=[p.to_record(self.root) for p in answer.passages],
-            citations=[_citation_record(c) for c in answer.citations],
-            note=self.documents.answer_note(record["language"]))
+    def _finish(self, record: ChatTurn, answer: Answer) -> None:
+        record.update({
+            "answer": answer.text, "final": True, "llm": answer.llm,
+            "answer_mode": answer.mode, "seconds": answer.timings.get("total", 0.0),
+            "abstained": answer.abstained, "stopped": answer.notice == "stopped",
+            "notice": answer.notice,
+            "passages": [p.to_record(self.root) for p in answer.passages],
+            "citations": [_citation_record(c) for c in answer.citations],
+            "note": self.documents.answer_note(record["language"])})
 
     def stop(self, request: gr.Request) -> None:
         with self._cancels_lock:
@@ -572,7 +577,7 @@ class ChatApp:
         self.stop(request)
         return [], "", render_sources([], request_language(request)), []
 
-    def rate(self, turns: list[dict[str, Any]], like: gr.LikeData,
+    def rate(self, turns: list[ChatTurn], like: gr.LikeData,
              request: gr.Request) -> None:
         ui_language = request_language(request)
         index = like.index if isinstance(like.index, int) else like.index[0]
