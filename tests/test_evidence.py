@@ -260,6 +260,33 @@ def test_a_count_needs_a_number_of_the_thing_counted():
     assert unmet_requirement(papers, ["仅接受 2,609 篇论文。"], []) is None
 
 
+def test_a_measured_attribute_must_be_named_by_the_sentence_stating_the_amount():
+    assert counted_words("Mistral 7B的上下文窗口有多长?") == ["上下文窗口"]
+    assert counted_words("ICML 2024的接受率是多少?") == ["接受率"]
+    assert counted_words("How long is the context window of Mistral 7B?") == [
+        "context", "window"]
+    assert counted_words("它有多大?") == []  # a pronoun names nothing
+    assert "显存" in counted_words("每块显卡有多大显存?")  # the word after 多大, too
+    memory = analyse("每块显卡有多大显存?")
+    assert unmet_requirement(memory, ["It was fine-tuned on 8 A100 GPUs."], []) == "count"
+    window = analyse("Mistral 7B的上下文窗口有多长?")
+    assert unmet_requirement(window, ["Mistral 7B outperforms Llama 2 13B on all benchmarks."],
+                             []) == "count"
+    assert unmet_requirement(window, ["Mistral 7B的上下文窗口为 8k tokens。"], []) is None
+    assert unmet_requirement(window, ["Mistral 7B has a context window of 8k tokens."],
+                             []) is None  # through the glossary
+    rate = analyse("ICML 2024的接受率是多少?")
+    assert unmet_requirement(rate, ["今年的版本仅接受 2,609 篇,接受率为 27.03%。"], []) is None
+
+
+def test_a_metric_asked_for_is_a_quantity():
+    psnr = analyse("What PSNR does ABLE-NeRF reach on the Blender dataset?")
+    assert psnr.wants_number
+    assert unmet_requirement(psnr, ["ABLE-NeRF surpasses Ref-NeRF on the Blender dataset."],
+                             []) == "quantity"
+    assert not analyse("What does ABLE-NeRF improve on the Blender dataset?").wants_number
+
+
 def test_a_number_after_a_lower_case_word_is_a_quantity_and_a_names_digits_are_not():
     question = "What BLEU score did it get on WMT 2014?"
     assert states_quantity("Our model achieves 28.4 BLEU on the WMT 2014 task.", question)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import TINY_CORPUS, FakeEmbedder
 
 from ai_digest_qa import load_config
 from ai_digest_qa.chunking import Chunker
 from ai_digest_qa.config import Config
 from ai_digest_qa.index import IndexStore
 from ai_digest_qa.lifecycle import IndexKeeper, IndexRequest
+from fakes import TINY_CORPUS, FakeEmbedder
 
 
 class NoEmbedding(FakeEmbedder):
@@ -32,11 +32,11 @@ def _config(folder: Path, **settings: object) -> Config:
     return load_config(corpus_dir=corpus, index_dir=folder / "index", **settings)
 
 
-def _run(config: Config, request: IndexRequest = IndexRequest(),
+def _run(config: Config, request: IndexRequest | None = None,
          embedder: FakeEmbedder | None = None):
     keeper = IndexKeeper(config, embedder or FakeEmbedder(),
                          Chunker(config.chunk_size, config.chunk_overlap))
-    return keeper.run(request)
+    return keeper.run(request or IndexRequest())
 
 
 def test_no_index_is_built_and_saved_then_loaded_without_embedding(tmp_path):

@@ -328,7 +328,7 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
 
 
 _HOW_MANY = re.compile(r"(?<![a-z])how many\s+([^?,.;:!]*)", re.I)
-_COUNT_CJK = re.compile(r"多少|几")
+_COUNT_CJK = re.compile(r"多少|几|多[长大高快久]")  # the word after: what is counted or measured
 
 
 def _without_non_number_words(question: str) -> str:
@@ -369,7 +369,30 @@ def _counted(question: str) -> tuple[list[str], str | None]:
             after = after[1:]
         if after and CJK_CHAR.match(after[0]):
             words.append(after[0])
-    return words, measure
+    return words + _measured(question), measure
+
+
+# "上下文窗口有多长", "接受率是多少": the attribute measured is the Chinese run before the
+# cue, after its last 的; "how long is the context window of": the words after "is the".
+_MEASURED_CJK = re.compile(r"([\u4e00-\u9fff]+)(?:有多[长大快高久宽远]|是多少|为多少)")
+_MEASURED_EN = re.compile(
+    r"(?<![a-z])how (?:long|large|big|fast|high|wide|far) (?:is|are|was|were) "
+    r"(?:the |its |their |a )?((?:[a-z]+ ){0,2}[a-z]+)"
+    r"(?= of| for| in| on| at| with|\s*[?.]|$)", re.I)
+
+
+def _measured(question: str) -> list[str]:
+    """The words naming what a "有多长" / "how long is the" question measures: the
+    sentence stating the amount must name it too ("Mistral 7B的上下文窗口有多长?" is not
+    answered by "Mistral 7B outperforms Llama 2 13B")."""
+    stop = lexicon().question_words
+    words = [w for m in _MEASURED_EN.finditer(question) for w in m.group(1).split()
+             if w.islower() and w not in stop]  # a capitalised word is a name
+    for match in _MEASURED_CJK.finditer(question):
+        attribute = match.group(1).split("的")[-1]
+        if len(attribute) >= 2:  # "它有多大": a pronoun names nothing
+            words.append(attribute)
+    return words
 
 
 _CHINESE_NUMERALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
