@@ -15,6 +15,7 @@ import pytest
 
 from ai_digest_qa.cli import main as cli_main
 from ai_digest_qa.config import ConfigError
+from ai_digest_qa.lifecycle import IndexKeeper
 from ai_digest_qa.retrieval import KeywordRetriever
 from ai_digest_qa.vectorstores import MilvusVectors, VectorStoreUnavailable
 from conftest import AppServer, free_port, make_assistant
@@ -120,7 +121,8 @@ def test_migration_to_milvus_resumes_checks_counts_and_goes_back(small_corpus, t
     migrating = _milvus(small_corpus, index_dir)
 
     with pytest.raises(KeyboardInterrupt):
-        migrating._move_vectors(store, "milvus", _interrupt, batch=1)
+        IndexKeeper(migrating.config, migrating.embedder, migrating.chunker())._move_vectors(
+            store, "milvus", _interrupt, batch=1)
     marker = index_dir / ".migration.json"
     target = MilvusVectors.load_named(migrating.config.milvus_settings, marker)
     assert target.size == 1
@@ -157,7 +159,8 @@ def test_a_migration_of_an_older_index_is_not_resumed(small_corpus, tmp_path):
     migrating = _milvus(small_corpus, index_dir)
 
     with pytest.raises(KeyboardInterrupt):
-        migrating._move_vectors(store, "milvus", _interrupt, batch=1)
+        IndexKeeper(migrating.config, migrating.embedder, migrating.chunker())._move_vectors(
+            store, "milvus", _interrupt, batch=1)
     partial = json.loads((index_dir / ".migration.json").read_text())["collection"]
     (small_corpus / "faiss.md").write_text(
         "# FAISS\n\nFAISS searches dense vectors by similarity, exactly or approximately.\n",
