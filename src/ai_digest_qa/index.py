@@ -38,7 +38,7 @@ import numpy as np
 from .checksums import file_sha256
 from .chunking import Chunker
 from .cleaning import CLEANER_VERSION
-from .corpus import DocumentError, discover, load_file
+from .corpus import DocumentError, SourceFile, discover, load_file
 from .embeddings import Embedder
 from .records import Chunk, Document
 from .textutils import KEYWORD_TOKENIZER_VERSION, detect_language, keyword_tokens
@@ -61,6 +61,21 @@ LOCK_FILE = ".lock"
 COLLECTIONS_LEDGER = ".milvus-collections"
 # Names the Milvus collection an interrupted `migrate --to milvus` was filling.
 MIGRATION_MARKER = ".migration.json"
+
+
+@dataclass
+class _Scan:
+    """What a scan of the sources found: each file's entry, the documents to (re)embed,
+    those kept as they are, and every path seen."""
+
+    files: dict[str, FileEntry] = field(default_factory=dict)
+    new_docs: dict[str, Document] = field(default_factory=dict)
+    kept_doc_ids: set[str] = field(default_factory=set)
+    seen_paths: set[str] = field(default_factory=set)
+
+    def keep(self, key: str, entry: FileEntry) -> None:
+        self.files[key] = entry
+        self.kept_doc_ids.update(entry.doc_ids)
 
 
 def _under_a_source(path: Path, sources: list[Path]) -> bool:
@@ -534,65 +549,67 @@ class IndexStore:
         problems: list[tuple[str, str]] = []
         files = discover(sources, base, problems)
         report.skipped.extend(problems)
-        seen_paths: set[str] = set()
-        new_docs: dict[str, Document] = {}
-        kept_doc_ids: set[str] = set()
-        new_files: dict[str, FileEntry] = {}
-
+        scan = _Scan()
         for source in files:
-            key = str(source.path)
-            seen_paths.add(key)
-            old = self.manifest.files.get(key)
-            if old and old.size == source.size and old.mtime_ns == source.mtime_ns:
-                new_files[key] = old
-                kept_doc_ids.update(old.doc_ids)
-                continue
-            digest = source.sha256()
-            if old and old.sha256 == digest:
-                new_files[key] = FileEntry(source.size, source.mtime_ns, digest, old.doc_ids)
-                kept_doc_ids.update(old.doc_ids)
-                continue
-            try:
-                documents = load_file(source.path, source.doc_id, max_file_bytes)
-            except (DocumentError, OSError, UnicodeError, RuntimeError) as exc:
-                reason = str(exc).removeprefix(f"{source.path}: ")
-                if old:  # keep what we had rather than lose a document to a bad edit
-                    reason += " (kept the previously indexed version)"
-                    new_files[key] = old
-                    kept_doc_ids.update(old.doc_ids)
-                report.skipped.append((key, reason))
-                continue
-            new_files[key] = FileEntry(source.size, source.mtime_ns, digest,
-                                       [d.doc_id for d in documents])
-            for document in documents:
-                if self.manifest.documents.get(document.doc_id) == document.content_hash:
-                    kept_doc_ids.add(document.doc_id)
-                else:
-                    new_docs[document.doc_id] = document
+            self._scan_file(source, scan, max_file_bytes, report)
+        self._keep_undiscovered(scan, sources, report)
 
-        for key in set(self.manifest.files) - seen_paths:
-            if not Path(key).exists() or not _under_a_source(Path(key), sources):
-                continue  # deleted, or its source was removed: its documents go
-            # Present but no longer discovered (e.g. unreadable now): keep it, say so.
-            if not any(p == key for p, _ in report.skipped):
-                report.skipped.append((key, "no longer readable; kept the indexed version"))
-            new_files[key] = self.manifest.files[key]
-            kept_doc_ids.update(self.manifest.files[key].doc_ids)
-
-        gone = set(self.documents) - kept_doc_ids - set(new_docs)
+        gone = set(self.documents) - scan.kept_doc_ids - set(scan.new_docs)
         report.removed.extend(sorted(gone))
-        for doc_id in new_docs:
+        for doc_id in scan.new_docs:
             (report.updated if doc_id in self.documents else report.added).append(doc_id)
-        report.unchanged = len(kept_doc_ids & set(self.documents))
-
-        if new_docs or gone:
-            self._apply(new_docs, gone | set(new_docs), embedder, chunker, batch_size,
-                        progress, report)
-        report.fingerprints_refreshed = new_files != self.manifest.files
-        self.manifest.files = new_files
+        report.unchanged = len(scan.kept_doc_ids & set(self.documents))
+        if scan.new_docs or gone:
+            self._apply(scan.new_docs, gone | set(scan.new_docs), embedder, chunker,
+                        batch_size, progress, report)
+        report.fingerprints_refreshed = scan.files != self.manifest.files
+        self.manifest.files = scan.files
         self.manifest.documents = {d: doc.content_hash for d, doc in self.documents.items()}
         report.seconds = time.perf_counter() - started
         return report
+
+    def _scan_file(self, source: SourceFile, scan: _Scan, max_file_bytes: int | None,
+                   report: UpdateReport) -> None:
+        """Record ``source`` in ``scan``: unchanged (by size and time, then by hash),
+        unreadable (its indexed version kept), or read, with its changed documents."""
+        key = str(source.path)
+        scan.seen_paths.add(key)
+        old = self.manifest.files.get(key)
+        if old and old.size == source.size and old.mtime_ns == source.mtime_ns:
+            scan.keep(key, old)
+            return
+        digest = source.sha256()
+        if old and old.sha256 == digest:
+            scan.keep(key, FileEntry(source.size, source.mtime_ns, digest, old.doc_ids))
+            return
+        try:
+            documents = load_file(source.path, source.doc_id, max_file_bytes)
+        except (DocumentError, OSError, UnicodeError, RuntimeError) as exc:
+            reason = str(exc).removeprefix(f"{source.path}: ")
+            if old:  # keep what we had rather than lose a document to a bad edit
+                reason += " (kept the previously indexed version)"
+                scan.keep(key, old)
+            report.skipped.append((key, reason))
+            return
+        scan.files[key] = FileEntry(source.size, source.mtime_ns, digest,
+                                    [d.doc_id for d in documents])
+        for document in documents:
+            if self.manifest.documents.get(document.doc_id) == document.content_hash:
+                scan.kept_doc_ids.add(document.doc_id)
+            else:
+                scan.new_docs[document.doc_id] = document
+
+    def _keep_undiscovered(self, scan: _Scan, sources: list[Path],
+                           report: UpdateReport) -> None:
+        """Indexed files the scan did not find: present under a source but no longer
+        discovered (unreadable now) are kept, and said so; deleted ones, and those of a
+        removed source, go."""
+        for key in set(self.manifest.files) - scan.seen_paths:
+            if not Path(key).exists() or not _under_a_source(Path(key), sources):
+                continue
+            if not any(p == key for p, _ in report.skipped):
+                report.skipped.append((key, "no longer readable; kept the indexed version"))
+            scan.keep(key, self.manifest.files[key])
 
     def _apply(self, new_docs: dict[str, Document], drop: set[str], embedder: Embedder,
                chunker: Chunker, batch_size: int,
