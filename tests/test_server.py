@@ -81,13 +81,13 @@ def test_openai_client_gets_cited_answers_in_both_languages(app_server: AppServe
     assert "54" in extra["sources"][0]["text"]  # the cited passage holds the evidence
     stream = client.chat.completions.create(
         model="ai-digest-qa", stream=True, max_tokens=80, messages=[
-            {"role": "user", "content": "What alignment method was used to train Zephyr-7B?"}])
+            {"role": "user", "content": "How long is the context window of GPT-4 Turbo?"}])
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert "DPO" in text or "Direct Preference Optimization" in text
+    assert "128k" in text.lower()  # phrased from a Chinese article's sentence
     final = chunks[-1].model_extra or {}
     assert chunks[-1].choices[0].finish_reason == "stop" and text.endswith(final["content"])
-    assert any("Zephyr" in s["title"] for s in final["sources"])
+    assert any("128k" in s["text"] for s in final["sources"])
 
 
 def test_follow_up_abstention_and_errors_over_http(app_server: AppServer) -> None:
@@ -135,13 +135,13 @@ def _mcp(url: str, calls: list[tuple[str, dict]], headers: dict | None = None) -
 def test_mcp_tools_search_and_ask(app_server: AppServer) -> None:
     tools, (search, ask) = _mcp(f"{app_server.url}gradio_api/mcp/", [
         ("search", {"query": "UniAudio 训练数据", "top_k": 2}),
-        ("ask", {"question": "What alignment method was used to train Zephyr-7B?"})])
+        ("ask", {"question": "How long is the context window of GPT-4 Turbo?"})])
     assert sorted(tools) == ["ask", "search"]  # the page's own chat handler is not a tool
     assert not search.isError and not ask.isError
     passages = json.loads(search.content[0].text)
     assert len(passages) == 2 and any("UniAudio" in p["text"] for p in passages)
     answer = json.loads(ask.content[0].text)
-    assert "DPO" in answer["answer"] or "Direct Preference" in answer["answer"]
+    assert "128k" in answer["answer"].lower()
     assert answer["sources"] and answer["abstained"] is False
 
 
@@ -150,7 +150,7 @@ def test_mcp_tools_search_and_ask(app_server: AppServer) -> None:
 CONCURRENT = [
     ("Llama 2在透明度指数中得了多少分?", ("54",)),
     ("Which city hosted ICML 2024?", ("Vienna", "维也纳")),
-    ("What alignment method was used to train Zephyr-7B?", ("DPO", "preference")),
+    ("How long is the context window of GPT-4 Turbo?", ("128k",)),
     ("UniAudio的训练数据有多少小时?", ("165",)),
     ("How many parameters did the RWKV authors scale their model to?", ("14",)),
     ("What BLEU score did the original Transformer get on WMT 2014 English-to-German?",

@@ -209,11 +209,9 @@ def _answer_row(assistant: Answers, question: EvalQuestion, llm: str) -> AnswerR
     started = time.perf_counter()
     answer = assistant.ask(question.question, llm=llm, history=list(question.history) or None)
     seconds = time.perf_counter() - started
-    text = _squash(answer.text)
     if question.answerable:
         correct = not answer.abstained and any(
-            _same_number(k, answer.text) if is_number(k)
-            else _squash(k) in text for k in question.answer_keywords)
+            matches_keyword(k, answer.text) for k in question.answer_keywords)
         verdict = "correct" if correct else ("abstained" if answer.abstained else "wrong")
     else:
         correct = answer.abstained
@@ -229,6 +227,14 @@ def _answer_row(assistant: Answers, question: EvalQuestion, llm: str) -> AnswerR
         precise_citations=sum(precise), answer=answer.text,
         abstention=getattr(answer, "abstention", None),
         relevance=getattr(answer, "relevance", None), notice=answer.notice)
+
+
+def matches_keyword(keyword: str, answer: str) -> bool:
+    """Whether ``answer`` holds ``keyword``: a number by value, anything else as text
+    (spacing and case aside)."""
+    if is_number(keyword):
+        return _same_number(keyword, answer)
+    return _squash(keyword) in _squash(answer)
 
 
 def _same_number(keyword: str, answer: str) -> bool:
