@@ -79,6 +79,10 @@ def test_a_backends_settings_may_be_a_table(tmp_path: Path):
     twice.write_text('milvus_uri = "a"\n[vector_store.milvus]\nuri = "b"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="keep one of them"):
         load_config(twice)
+    both = tmp_path / "both.toml"
+    both.write_text('top_k = 3\n[ai_digest_qa]\ntop_k = 4\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="'top_k' is set both at the top and under"):
+        load_config(both)
 
 
 def test_milvus_settings_default_to_a_lite_file_and_hide_the_token(tmp_path: Path):

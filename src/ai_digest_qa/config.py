@@ -380,6 +380,10 @@ def load_config(config_file: str | Path | None = None, **overrides: Any) -> Conf
         inner = data.pop("ai_digest_qa", {})
         if not isinstance(inner, dict):
             raise ConfigError(f"{path}: ai_digest_qa must be a table ([ai_digest_qa]).")
+        twice = sorted(data.keys() & inner.keys())  # refused, as a setting written twice
+        if twice:
+            raise ConfigError(f"{path}: {twice[0]!r} is set both at the top and under "
+                              "[ai_digest_qa]; keep one of them.")
         for key, (value, written) in _flatten({**data, **inner}, fields, path).items():
             if key not in fields:
                 read_as = f" (read as {key!r})" if written != key else ""

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .chunking import split_sentences
 from .glossary import default_glossary
@@ -40,6 +40,15 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 
+class AnswerType(NamedTuple):
+    """What a question's cue words ask for, and the pattern of a sentence that holds it;
+    ``rank_only`` types only rank sentences, they never decide an abstention."""
+
+    cues: tuple[str, ...]
+    pattern: re.Pattern[str]
+    rank_only: bool = False
+
+
 @dataclass(frozen=True)
 class Lexicon:
     """The word lists of ``data/evidence.toml`` (each explained there)."""
@@ -53,8 +62,7 @@ class Lexicon:
     not_number_cues: tuple[str, ...]
     author_citation: re.Pattern[str]
     number_words: frozenset[str]
-    answer_types: dict[str, tuple[tuple[str, ...], re.Pattern[str]]]  # name: (cues, pattern)
-    preferred_types: dict[str, tuple[tuple[str, ...], re.Pattern[str]]]  # ranking only
+    answer_types: dict[str, AnswerType]
     ordinal_words: dict[str, int]
     comparison_cues: tuple[str, ...]
     measure_words: frozenset[str]
@@ -81,10 +89,9 @@ def lexicon() -> Lexicon:
         not_number_cues=tuple(data["not_number_cues"]),
         author_citation=_author_citation(data["author_citation_words"]),
         number_words=frozenset(data["number_words"]),
-        answer_types={name: (tuple(t["cues"]), re.compile(t["pattern"], re.I))
+        answer_types={name: AnswerType(tuple(t["cues"]), re.compile(t["pattern"], re.I),
+                                       t.get("rank_only", False))
                       for name, t in data["answer_types"].items()},
-        preferred_types={name: (tuple(t["cues"]), re.compile(t["pattern"], re.I))
-                         for name, t in data["preferred_answer_types"].items()},
         ordinal_words=dict(data["ordinal_words"]),
         comparison_cues=tuple(data["comparison"]["cues"]),
         measure_words=frozenset(data["measure_words"]),
@@ -314,10 +321,10 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
     words = lexicon()
     counting = _without_non_number_words(question)
     wants_number = any(_cue_in(cue, counting) for cue in words.number_cues)
-    answer_type = next((name for name, (cues, _) in words.answer_types.items()
-                        if any(_cue_in(cue, question) for cue in cues)), None)
-    preferred = next((name for name, (cues, _) in words.preferred_types.items()
-                      if any(_cue_in(cue, question) for cue in cues)), None)
+    answer_type, preferred = (next((name for name, kind in words.answer_types.items()
+                                    if kind.rank_only == rank_only
+                                    and any(_cue_in(cue, question) for cue in kind.cues)),
+                                   None) for rank_only in (False, True))
     compares = any(_cue_in(cue, question) for cue in words.comparison_cues)
     words_counted, measure = _counted(question)
     counted = set(keyword_tokens(" ".join(words_counted)))
@@ -442,7 +449,8 @@ def states_answer_type(profile: QuestionProfile, text: str) -> bool:
     True when it has none."""
     if profile.answer_type is None:
         return True
-    return lexicon().answer_types[profile.answer_type][1].search(normalise(text)) is not None
+    return lexicon().answer_types[profile.answer_type].pattern.search(normalise(text)) \
+        is not None
 
 
 def unmet_requirement(profile: QuestionProfile, quotes: Sequence[str],
@@ -789,7 +797,7 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
                 fit = QUANTITY_FIT if states_quantity(sentence.text, profile.question) \
                     else -QUANTITY_FIT
             elif profile.preferred_type is not None:  # "which lab": a sentence naming one
-                pattern = lexicon().preferred_types[profile.preferred_type][1]
+                pattern = lexicon().answer_types[profile.preferred_type].pattern
                 fit = QUANTITY_FIT if pattern.search(sentence.text) else -QUANTITY_FIT
             candidates.append(Evidence(index, sentence, mass, coverage, 0.0, context, fit,
                                        continuation,

@@ -81,11 +81,7 @@ class _Scan:
 def _under_a_source(path: Path, sources: list[Path]) -> bool:
     """Whether ``path`` is one of ``sources`` or lies under one of them."""
     resolved = path.resolve()
-    for source in sources:
-        root = source.resolve()
-        if resolved == root or root in resolved.parents:
-            return True
-    return False
+    return any(resolved.is_relative_to(source.resolve()) for source in sources)
 
 
 class IndexCorruptError(RuntimeError):
