@@ -406,3 +406,20 @@ def test_a_names_boundary_and_sizes_inside_names():
         == ["ICML", "2024"]
     assert not states_quantity("Zephyr-7B beats Llama-2-70B-Chat and zephyr-7b.", "How many?")
     assert states_quantity("It comes in 3-7B sizes.", "How many?")  # a range, not a name
+
+
+def test_a_chinese_glossary_term_is_covered_by_its_whole_translation_only():
+    # jieba cuts 直接偏好优化 into three words; a lone "preference" elsewhere in an English
+    # abstract must not cover the term the way "direct preference optimization" does.
+    dpo = Text("We propose Direct Preference Optimization (DPO), a stable method.",
+               language="en", title="DPO")
+    other = Text("Annotators stated a preference between two summaries.", language="en",
+                 title="Summaries")
+    words = Words(dpo, other)
+    profile = analyse("直接偏好优化稳定吗?", words)
+    (term,) = [g for g in profile.groups if g.word == "直接偏好优化"]
+    assert term.covered_by({"direct", "prefer", "optim"})
+    assert term.covered_by({"dpo"})
+    assert not term.covered_by({"prefer"})
+    assert profile.coverage({"prefer", "summari"}, "en") < profile.coverage(
+        {"direct", "prefer", "optim", "stabl"}, "en")

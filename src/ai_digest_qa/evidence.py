@@ -201,12 +201,21 @@ class TermGroup:
     ``weight`` is the word's rarity in the index (BM25's idf), damped for Chinese words
     that are common in Chinese at large (jieba's idf table: "里", "得", "做" say little).
     ``known_in`` lists the languages whose chunks contain one of its tokens.
+    ``forms`` are the token sets that each stand for the term; a text covers it when it
+    holds every token of one form. A glossary translation is one form, so "上下文" is
+    covered by "context length" or "context window", never by a lone "window".
     """
 
     word: str
     tokens: frozenset[str]
     weight: float
     known_in: frozenset[str] = frozenset({"en", "zh"})
+    forms: tuple[frozenset[str], ...] = ()
+
+    def covered_by(self, tokens: set[str]) -> bool:
+        if not self.forms:
+            return bool(self.tokens & tokens)
+        return any(form <= tokens for form in self.forms)
 
 
 @dataclass(frozen=True)
@@ -237,13 +246,14 @@ class QuestionProfile:
         """
         # Terms the index never contains count in ``unknown_share``, not here: "really"
         # in "What is DPO? really" says nothing about the passages.
-        groups = tuple(g for g in self.groups if g.known_in or g.tokens & tokens)
+        groups = tuple(g for g in self.groups if g.known_in or g.covered_by(tokens))
         if language is not None and language != self.language:
-            groups = tuple(g for g in groups if language in g.known_in or g.tokens & tokens)
+            groups = tuple(g for g in groups
+                           if language in g.known_in or g.covered_by(tokens))
         total = sum(g.weight for g in groups)
         if not total:
             return 0.0
-        return sum(g.weight for g in groups if g.tokens & tokens) / total
+        return sum(g.weight for g in groups if g.covered_by(tokens)) / total
 
 
 def latin_names(text: str, openers_too: bool = False) -> list[str]:
@@ -547,20 +557,21 @@ def states_quantity(sentence: str, question: str) -> bool:
 
 def _term_groups(question: str, language: str, vocabulary: Vocabulary | None
                  ) -> list[TermGroup]:
-    glossary = default_glossary()
     skip = lexicon().question_words
-    groups: dict[str, set[str]] = {}
-    for word in _question_words(question):
+    forms: dict[str, set[frozenset[str]]] = {}
+    for word, translations, whole in _question_terms(question):
         if word.lower() in skip:
             continue
-        tokens = set(keyword_tokens(word))
-        translated = glossary.to_english(word) if CJK_CHAR.search(word) else \
-            glossary.to_chinese(word)
-        for term in translated:
-            tokens |= set(keyword_tokens(term))
-        groups.setdefault(word.lower(), set()).update(tokens)
+        # A glossary term's own tokens stand together too; a plain word's tokens are
+        # jieba's overlapping cuts of it ("上下", "下文"), each enough.
+        own = {frozenset(keyword_tokens(word))} if whole else \
+            {frozenset({t}) for t in keyword_tokens(word)}
+        translated = {frozenset(keyword_tokens(t)) for t in translations}
+        forms.setdefault(word.lower(), set()).update(own | {f for f in translated if f})
+    groups = {w: {t for f in fs for t in f} for w, fs in forms.items()}
     if vocabulary is None:
-        return [TermGroup(w, frozenset(t), 1.0) for w, t in groups.items()]
+        return [TermGroup(w, frozenset(t), 1.0, forms=tuple(forms[w]))
+                for w, t in groups.items()]
     every = sorted({t for ts in groups.values() for t in ts})
     frequencies = vocabulary.document_frequency(every)
     by_language = {lang: vocabulary.document_frequency(every, lang) for lang in ("en", "zh")}
@@ -575,8 +586,30 @@ def _term_groups(question: str, language: str, vocabulary: Vocabulary | None
         weight = max(idf(t) for t in keyword_tokens(word)) * _commonness_damping(word)
         known = frozenset(lang for lang, df in by_language.items()
                           if any(df.get(t, 0) for t in tokens))
-        out.append(TermGroup(word, frozenset(tokens), weight, known))
+        out.append(TermGroup(word, frozenset(tokens), weight, known, tuple(forms[word])))
     return out
+
+
+def _question_terms(question: str) -> list[tuple[str, list[str], bool]]:
+    """The question's terms, each with its glossary translations and whether it is a
+    whole glossary term.
+
+    A Chinese glossary term is one term even where jieba cuts it ("直接偏好优化" is
+    "direct preference optimization", not 直接, 偏好 and 优化 apart, which scattered
+    English words would cover one by one).
+    """
+    glossary = default_glossary()
+    terms: list[tuple[str, list[str], bool]] = []
+    remaining = question
+    for term in sorted(glossary.chinese, key=len, reverse=True):
+        if len(term) >= 2 and term in remaining:
+            remaining = remaining.replace(term, " ")
+            terms.append((term, list(glossary.chinese[term]), True))
+    for word in _question_words(remaining):
+        translated = glossary.to_english(word) if CJK_CHAR.search(word) else \
+            glossary.to_chinese(word)
+        terms.append((word, translated, False))
+    return terms
 
 
 def _commonness_damping(word: str) -> float:
