@@ -161,3 +161,11 @@ def test_a_citations_page_is_where_its_span_starts_in_the_api_records(pdf_assist
     assert [s["page"] for s in sources] == [last, first]
     assert all(s["pages"] == [first, last] for s in sources)
     json.dumps(sources)
+
+
+def test_a_chinese_questions_english_phrasing_keeps_its_latin_script_names():
+    (english,) = expand_query("Adam论文最后还讨论了一个基于无穷范数的变体?")
+    assert english.startswith("Adam ") and "paper" in english
+    (english,) = expand_query("4D Gaussian Splatting里的编码算法受什么启发?")
+    assert english.startswith("4D Gaussian Splatting ")
+    assert expand_query("这个问题没有术语吗") == []

@@ -82,11 +82,22 @@ def default_glossary() -> Glossary:
     return parse_glossary(text)
 
 
+# A run of Latin-script words (with the spaces, dots and dashes inside it): in a
+# Chinese question, the names it writes in English ("Adam", "4D Gaussian Splatting").
+_LATIN_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .\-+/]*[A-Za-z0-9+]|[A-Za-z]")
+
+
 def expand_query(question: str, glossary: Glossary | None = None) -> list[str]:
-    """Extra phrasings of ``question`` in the other language (empty when none apply)."""
+    """Extra phrasings of ``question`` in the other language (empty when none apply).
+
+    A Chinese question's Latin-script words are already English: its English phrasing
+    carries them beside the glossary's translations, since they are what an English
+    abstract shares with it ("Adam论文…的变体" searches "Adam paper", not "paper").
+    """
     glossary = glossary or default_glossary()
     if detect_language(question) == "zh":
-        terms = glossary.to_english(question)
+        terms = [run.strip() for run in _LATIN_RUN.findall(question)]
+        terms += [t for t in glossary.to_english(question) if t not in terms]
     else:
         terms = glossary.to_chinese(question)
     return [" ".join(terms)] if terms else []
