@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from .config import Config
 from .evaluation import EvalQuestion
 from .index import _embed_text
 from .prompts import answer_messages
-from .records import Answer, BenchAnswerRow, MilvusScaleRow, Retrieval, ScaleRow
+from .records import Answer, BenchAnswerRow, MilvusScaleRow, Passage, Retrieval, ScaleRow
 from .vectorstores import choose_faiss_index, make_faiss_index
 
 
@@ -162,71 +162,110 @@ def bench_answers(assistant: Assistant, questions: list[EvalQuestion],
     """First-token and total latency of our answers; raw llama.cpp on the same prompt, and
     on it with passages focused to ``focus_chars`` (``prompt_passage_chars``; default off
     because it costs answer accuracy, measured here for what it saves)."""
-    config = assistant.config
-    focus_chars = config.prompt_passage_chars or focus_chars
+    focus_chars = assistant.config.prompt_passage_chars or focus_chars
     model = assistant.llm(llm)
-    rows: list[BenchAnswerRow] = []
-    for question in questions:
-        pieces = 0
-        first = last = None
-        passages: list[Any] = []
-        started = time.perf_counter()
-        answer: Answer | None = None
-        for item in assistant.ask_stream(question.question, llm=llm, include_retrieval=True):
-            if isinstance(item, Retrieval):
-                passages = item.passages
-            elif isinstance(item, Answer):
-                answer = item
-            else:
-                pieces += 1
-                last = time.perf_counter() - started
-                if first is None:
-                    first = last
-        total = time.perf_counter() - started
-        tokens_per_s = None
-        if first is not None and last is not None and pieces > 1:
-            tokens_per_s = (pieces - 1) / max(last - first, 1e-9)
-        raw: dict[str, dict[str, Any]] = {}
-        raw_timings = getattr(model, "complete", None)  # local runtimes only
-        if raw_timings is not None and passages and answer is not None:
-            question_text = answer.standalone_question or question.question
-            shown = focus_passages(question_text, passages, assistant.embedder,
-                                   config.prompt_passage_chars)
-            focused = focus_passages(question_text, passages, assistant.embedder, focus_chars)
-            for name, given in (("raw", shown), ("raw_focused", focused)):
-                raw[name] = raw_timings(
-                    answer_messages(question_text, given, answer.language),
-                    config.max_answer_tokens, config.temperature)
-        rows.append(BenchAnswerRow(
-            question=question.question, first_token_s=first, total_s=total,
-            streamed_pieces=pieces, mode=answer.mode if answer else None,
-            tokens_per_s=tokens_per_s, raw=raw.get("raw"),
-            raw_focused=raw.get("raw_focused")))
+    rows = [_bench_answer(assistant, model, question, llm, focus_chars)
+            for question in questions]
+    return {"summary": _answers_summary(rows, getattr(model, "name", llm), assistant.config,
+                                        focus_chars),
+            "questions": rows}
 
-    def mean(values: list[Any]) -> float:
-        numbers = [v for v in values if isinstance(v, (int, float))]
-        return statistics.fmean(numbers) if numbers else float("nan")
 
+class _Streamed(NamedTuple):
+    """One answer as streamed: seconds to the first and the last piece (None without
+    pieces), the pieces, the passages retrieved and the final answer."""
+
+    first: float | None
+    last: float | None
+    pieces: int
+    total: float
+    passages: list[Passage]
+    answer: Answer | None
+
+
+def _stream_answer(assistant: Assistant, question: EvalQuestion, llm: str) -> _Streamed:
+    pieces = 0
+    first = last = None
+    passages: list[Passage] = []
+    answer: Answer | None = None
+    started = time.perf_counter()
+    for item in assistant.ask_stream(question.question, llm=llm, include_retrieval=True):
+        if isinstance(item, Retrieval):
+            passages = item.passages
+        elif isinstance(item, Answer):
+            answer = item
+        else:
+            pieces += 1
+            last = time.perf_counter() - started
+            if first is None:
+                first = last
+    return _Streamed(first, last, pieces, time.perf_counter() - started, passages, answer)
+
+
+def _bench_answer(assistant: Assistant, model: Any, question: EvalQuestion, llm: str,
+                  focus_chars: int) -> BenchAnswerRow:
+    """One question: our streamed timings, and raw llama.cpp's on the same prompt."""
+    streamed = _stream_answer(assistant, question, llm)
+    first, last, pieces = streamed.first, streamed.last, streamed.pieces
+    tokens_per_s = None
+    if first is not None and last is not None and pieces > 1:
+        tokens_per_s = (pieces - 1) / max(last - first, 1e-9)
+    raw = _raw_timings(assistant, model, question, streamed, focus_chars)
+    answer = streamed.answer
+    return BenchAnswerRow(
+        question=question.question, first_token_s=first, total_s=streamed.total,
+        streamed_pieces=pieces, mode=answer.mode if answer else None,
+        tokens_per_s=tokens_per_s, raw=raw.get("raw"), raw_focused=raw.get("raw_focused"))
+
+
+def _raw_timings(assistant: Assistant, model: Any, question: EvalQuestion,
+                 streamed: _Streamed, focus_chars: int) -> dict[str, dict[str, Any]]:
+    """llama.cpp's own timings of the answer prompt, with the passages as used ("raw")
+    and focused to ``focus_chars`` ("raw_focused"); {} for a hosted model, or when
+    nothing was retrieved."""
+    complete = getattr(model, "complete", None)  # local runtimes only
+    answer, passages, config = streamed.answer, streamed.passages, assistant.config
+    if complete is None or not passages or answer is None:
+        return {}
+    question_text = answer.standalone_question or question.question
+    shown = focus_passages(question_text, passages, assistant.embedder,
+                           config.prompt_passage_chars)
+    focused = focus_passages(question_text, passages, assistant.embedder, focus_chars)
+    return {name: complete(answer_messages(question_text, given, answer.language),
+                           config.max_answer_tokens, config.temperature)
+            for name, given in (("raw", shown), ("raw_focused", focused))}
+
+
+def _mean(values: list[Any]) -> float:
+    """The mean of the numbers among ``values`` (NaN without any)."""
+    numbers = [v for v in values if isinstance(v, (int, float))]
+    return statistics.fmean(numbers) if numbers else float("nan")
+
+
+def _answers_summary(rows: list[BenchAnswerRow], llm_name: str, config: Config,
+                     focus_chars: int) -> dict[str, Any]:
+    """Means over the rows that have each figure, and the ratios of those means."""
     def raw_mean(name: str, key: str) -> float:
-        return mean([(getattr(row, name) or {}).get(key) for row in rows])
+        return _mean([(getattr(row, name) or {}).get(key) for row in rows])
 
-    summary: dict[str, Any] = {"llm": getattr(model, "name", llm), "n": len(rows),
-               "first_token_s": mean([r.first_token_s for r in rows]),
-               "total_s": mean([r.total_s for r in rows]),
-               "tokens_per_s": mean([r.tokens_per_s for r in rows]),
-               "raw_tokens_per_s": raw_mean("raw", "tokens_per_s"),
-               "prompt_tokens": raw_mean("raw", "prompt_tokens"),
-               "prompt_seconds": raw_mean("raw", "prompt_seconds"),
-               "raw_prompt_tokens_per_s": raw_mean("raw", "prompt_tokens_per_s"),
-               "focused_prompt_tokens": raw_mean("raw_focused", "prompt_tokens"),
-               "focused_prompt_seconds": raw_mean("raw_focused", "prompt_seconds"),
-               "prompt_passage_chars": config.prompt_passage_chars,
-               "focus_chars": focus_chars}
+    summary: dict[str, Any] = {
+        "llm": llm_name, "n": len(rows),
+        "first_token_s": _mean([r.first_token_s for r in rows]),
+        "total_s": _mean([r.total_s for r in rows]),
+        "tokens_per_s": _mean([r.tokens_per_s for r in rows]),
+        "raw_tokens_per_s": raw_mean("raw", "tokens_per_s"),
+        "prompt_tokens": raw_mean("raw", "prompt_tokens"),
+        "prompt_seconds": raw_mean("raw", "prompt_seconds"),
+        "raw_prompt_tokens_per_s": raw_mean("raw", "prompt_tokens_per_s"),
+        "focused_prompt_tokens": raw_mean("raw_focused", "prompt_tokens"),
+        "focused_prompt_seconds": raw_mean("raw_focused", "prompt_seconds"),
+        "prompt_passage_chars": config.prompt_passage_chars,
+        "focus_chars": focus_chars}
     summary["generation_ratio_ours_to_raw"] = _ratio(summary["tokens_per_s"],
                                                      summary["raw_tokens_per_s"])
     summary["prompt_time_ratio_focused_to_used"] = _ratio(
         summary["focused_prompt_seconds"], summary["prompt_seconds"])
-    return {"summary": summary, "questions": rows}
+    return summary
 
 
 # --- scale ----------------------------------------------------------------------------
