@@ -51,7 +51,7 @@ def test_evaluate_retrieval_takes_the_baseline(baseline):
     for metrics in report.groups.values():
         for name in ("hit@1", "hit@5", "mrr"):
             assert 0.0 <= metrics[name] <= 1.0
-    assert all(len(d["top"]) == 5 for d in report.details)
+    assert all(len(d.top) == 5 for d in report.details)
 
 
 def test_extractive_backend_is_refused(corpus_assistant):

@@ -51,6 +51,27 @@ def test_eval_command_prints_json_for_scripts(corpus_assistant, tmp_path, monkey
         1 for line in lines[::18] if '"answerable": true' in line)
 
 
+def test_eval_details_print_one_line_per_question(tmp_path, capsys):
+    """``eval --details`` (retrieval) reads the rows' fields (fake embedder: fast)."""
+    import argparse
+
+    from ai_digest_qa.evaluation import EvalQuestion
+    from fakes import tiny_assistant
+
+    assistant = tiny_assistant(tmp_path)
+    asked = [EvalQuestion("q-window", "How long is Claude 2's context window?", "en",
+                          "en->en", "100k tokens"),
+             EvalQuestion("q-missing", "What is the capital of Mars?", "en", "en->en",
+                          "no such text")]
+    args = argparse.Namespace(no_baseline=True, json=False, details=True)
+    assert cli._eval_retrieval(assistant, asked, args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("q-window ") and "rank=1 baseline=None" in line
+               and line.endswith("How long is Claude 2's context window?") for line in lines)
+    assert any(line.startswith("q-missing ") and "rank=None baseline=None" in line
+               for line in lines)
+
+
 @pytest.mark.slow
 def test_answer_evaluation_of_the_baseline_has_every_metric(baseline):
     sample = [q for q in QUESTIONS if q.type == "en->en"][:1] + \
@@ -148,3 +169,99 @@ def test_runtime_and_format_names_for_the_bench():
     assert bench_variants("") == ()
     every = bench_variants("all")
     assert len(every) == 3 * len(installed_runtimes()) and "xllamacpp:q8_0" in every
+
+
+class _TimedLLM:
+    """Streams a fixed reply; ``complete`` gives llama.cpp-style timings, as the local
+    runtimes do."""
+
+    name = "timed"
+
+    def stream(self, messages, *, max_tokens, temperature, timeout, cancel=None):
+        yield from ["Claude 2 ", "supports ", "100k tokens ", "[1]."]
+
+    def complete(self, messages, max_tokens, temperature, cache_prompt=False):
+        return {"seconds": 0.5, "prompt_tokens": 100, "completion_tokens": 7,
+                "prompt_read": 100, "prompt_cached": 0, "prompt_seconds": 0.25,
+                "prompt_tokens_per_s": 400.0, "tokens_per_s": 12.5}
+
+
+class _PlainLLM(_TimedLLM):
+    complete = None  # a hosted model: no raw timings
+
+
+def test_bench_answers_rows_and_summary(tmp_path):
+    from ai_digest_qa.bench import BenchReport, bench_answers
+    from ai_digest_qa.evaluation import EvalQuestion
+    from ai_digest_qa.records import BenchAnswerRow
+    from fakes import tiny_assistant
+
+    assistant = tiny_assistant(tmp_path)
+    assistant._llms["local"] = _TimedLLM()
+    assistant._llms["plain"] = _PlainLLM()
+    asked = [EvalQuestion("a", "How long is Claude 2's context window?", "en", "en->en",
+                          "100k tokens"),
+             EvalQuestion("x", "What is the capital of Mars?", "en", "unanswerable", None,
+                          answerable=False)]
+    timed = bench_answers(assistant, asked, "local")
+    rows = timed["questions"]
+    assert [type(r) for r in rows] == [BenchAnswerRow, BenchAnswerRow]
+    answered, abstained = rows
+    assert answered.mode == "llm" and answered.streamed_pieces >= 2
+    assert answered.raw and answered.raw["tokens_per_s"] == 12.5 and answered.raw_focused
+    assert abstained.mode == "abstained" and abstained.streamed_pieces == 1
+    assert abstained.tokens_per_s is None  # one piece: no rate
+    summary = timed["summary"]
+    assert summary["llm"] == "timed" and summary["n"] == 2
+    # Means over the rows that have the figure: the abstention has no raw timings.
+    assert summary["tokens_per_s"] == answered.tokens_per_s
+    assert summary["raw_tokens_per_s"] == 12.5 and summary["prompt_seconds"] == 0.25
+    assert summary["prompt_tokens"] == summary["focused_prompt_tokens"] == 100
+    assert summary["prompt_time_ratio_focused_to_used"] == 1.0
+    assert summary["total_s"] == pytest.approx((answered.total_s + abstained.total_s) / 2)
+    assert _positive(summary["generation_ratio_ours_to_raw"])
+
+    written = BenchReport(machine={}, answers=timed).to_json()["answers"]["questions"]
+    assert list(written[0]) == ["question", "first_token_s", "total_s", "streamed_pieces",
+                                "mode", "tokens_per_s", "raw", "raw_focused"]
+    # Figures not measured are left out of bench.json, as before the rows were records
+    # (the abstention's nearest passages still get raw timings).
+    assert list(written[1]) == ["question", "first_token_s", "total_s", "streamed_pieces",
+                                "mode", "raw", "raw_focused"]
+    plain = bench_answers(assistant, asked[:1], "plain")
+    assert plain["questions"][0].raw is None and math.isnan(plain["summary"]["prompt_tokens"])
+    assert list(BenchReport(machine={}, answers=plain).to_json()["answers"]["questions"][0]) \
+        == ["question", "first_token_s", "total_s", "streamed_pieces", "mode", "tokens_per_s"]
+
+
+def test_scale_rows_keep_the_json_keys_and_the_markdown(tmp_path):
+    from ai_digest_qa.bench import BenchReport, bench_scale, plot_scale
+    from ai_digest_qa.records import MilvusScaleRow, ScaleRow
+
+    rows = bench_scale([300, 1200], dimension=16, queries=5, k=5, flat_limit=1000)
+    assert [type(r) for r in rows] == [ScaleRow, ScaleRow]
+    assert [r.index for r in rows] == ["flat", "hnsw"] and rows[0].recall == 1.0
+    latency = {"n": 5, "p50_ms": 1.0, "p95_ms": 2.0, "mean_ms": 1.5}
+    milvus = MilvusScaleRow(chunks=300, faiss_index="flat", milvus_index="HNSW",
+                            faiss=latency, milvus=latency, faiss_recall=1.0,
+                            milvus_recall=0.9, milvus_insert_seconds=0.5,
+                            milvus_index_seconds=0.25, p50_ratio_milvus_to_faiss=3.0)
+    report = BenchReport(machine={"cpu": "c", "cores": 1, "memory_gb": 1.0, "python": "3"},
+                         scale=rows, milvus_scale=[milvus])
+    data = json.loads(json.dumps(report.to_json()))
+    assert list(data["scale"][0]) == ["chunks", "index", "build_seconds", "exact", "chosen",
+                                      "recall@5", "index_mb", "rss_growth_mb",
+                                      "speedup_vs_exact"]
+    assert data["scale"][1]["chunks"] == 1200 and data["scale"][0]["build_seconds"] == 0.0
+    assert data["milvus_scale"] == [{
+        "chunks": 300, "faiss_index": "flat", "milvus_index": "HNSW", "faiss": latency,
+        "milvus": latency, "faiss_recall@10": 1.0, "milvus_recall@10": 0.9,
+        "milvus_insert_seconds": 0.5, "milvus_index_seconds": 0.25,
+        "p50_ratio_milvus_to_faiss": 3.0}]
+    markdown = report.markdown("scale.png")
+    assert "| 1,200 | hnsw |" in markdown
+    assert "![latency against corpus size](scale.png)" in markdown
+    assert ("| 300 | flat | 1.00 / 2.00 | 1.000 | HNSW | 1.0 / 2.0 | 0.900 | 0.5 | 0.2 | 3x |"
+            in markdown)
+    plot_scale(rows, tmp_path / "scale.png")
+    assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -22,7 +22,7 @@ def test_retrieval_hit_at_5(corpus_assistant):
     report = evaluate_retrieval(corpus_assistant, load_questions(DEV_SET), k=5)
     print("\n" + report.table())
     for detail in report.details:
-        if detail["rank"] is None:
-            print("miss:", detail["id"], detail["question"])
+        if detail.rank is None:
+            print("miss:", detail.id, detail.question)
     assert report.groups["all"]["hit@5"] >= 0.9
     assert report.groups["en->zh"]["hit@5"] >= 0.85

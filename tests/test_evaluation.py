@@ -82,3 +82,39 @@ def test_a_broken_question_record_names_its_line(tmp_path):
                     '{"id": "b"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match="set.jsonl:2"):
         load_questions(path)
+
+
+class ScriptedRetrieval:
+    """Passages from a table: question -> texts, best first."""
+
+    def __init__(self, passages: dict[str, list[str]]) -> None:
+        self.passages = passages
+
+    def retrieve(self, question, top_k=5):
+        return [Passage(text=t, score=1.0, title="T", source=f"{n}.txt", url=None,
+                        doc_id=f"corpus/doc{n}.txt", chunk_id=f"c{n}", start=0, end=len(t),
+                        language="en")
+                for n, t in enumerate(self.passages[question][:top_k])]
+
+
+def test_retrieval_rows_are_records_written_as_before():
+    from dataclasses import asdict
+
+    from ai_digest_qa.evaluation import evaluate_retrieval
+    from ai_digest_qa.records import RetrievalRow
+
+    questions = [question("a", "Which city?", evidence="in  Vienna"),
+                 question("b", "Which year?", evidence="2024"),
+                 question("x", "Who won?", answerable=False)]
+    report = evaluate_retrieval(ScriptedRetrieval({
+        "Which city?": ["ICML is held in Vienna.", "other"],
+        "Which year?": ["nothing", "no year"]}), questions, k=2)
+    assert [type(r) for r in report.details] == [RetrievalRow, RetrievalRow]
+    first, second = report.details
+    assert (first.id, first.rank, first.top) == ("a", 1, ["doc0.txt", "doc1.txt"])
+    assert second.rank is None and second.seconds >= 0
+    # --json writes each row with the keys (and order) of the dicts it replaced.
+    assert list(asdict(report)["details"][0]) == ["id", "type", "question", "rank", "top",
+                                                  "seconds"]
+    assert asdict(report)["details"][1]["rank"] is None
+    assert report.groups["all"] == {"n": 2, "hit@1": 0.5, "hit@2": 0.5, "mrr": 0.5}

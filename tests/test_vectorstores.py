@@ -341,3 +341,99 @@ def test_a_new_process_searches_an_existing_milvus_index(small_corpus, tmp_path)
     assert "another process" in blocked.stderr and "milvus-lite server" in blocked.stderr
     assert "Traceback" not in blocked.stderr
     assert (index_dir / "CURRENT").read_text() == live
+
+
+class _Probe:
+    """What MilvusVectors asks a client before opening a collection."""
+
+    def __init__(self, exists: bool, dimension: int = 8) -> None:
+        self.exists, self.dimension = exists, dimension
+
+    def has_collection(self, name: str) -> bool:
+        return self.exists
+
+    def describe_collection(self, name: str) -> dict:
+        return {"fields": [{"name": "id"}, {"params": {"dim": self.dimension}}]}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def probes(monkeypatch):
+    """Replaces the connection to Milvus: records each connect, answers with a probe."""
+    from ai_digest_qa import vectorstores
+
+    calls: list[str] = []
+    answer = {"probe": _Probe(exists=False)}
+
+    def connect(settings):
+        calls.append(settings.uri)
+        return answer["probe"]
+
+    monkeypatch.setattr(vectorstores, "_connect", connect)
+    return calls, answer
+
+
+def test_constructing_milvus_vectors_does_no_io(probes, tmp_path):
+    from ai_digest_qa.vectorstores import CollectionMissing, MilvusSettings
+
+    calls, _ = probes
+    server = MilvusSettings(uri="http://127.0.0.1:9", token="root:secret")  # nothing there
+    vectors = MilvusVectors(server, "ai_digest_qa_x", 8, create=False)
+    lite = MilvusVectors(MilvusSettings(uri=str(tmp_path / "new" / "milvus.db")),
+                         "ai_digest_qa_y", 8, create=True)
+    assert calls == [] and not (tmp_path / "new").exists()  # no folder made either
+    assert vectors.info() == {"collection": "ai_digest_qa_x", "dimension": 8,
+                              "uri": "http://127.0.0.1:9"}
+    assert vectors.dimension == 8 and vectors.collection == "ai_digest_qa_x"
+    vectors.delete(["a"])  # bookkeeping until the commit: still no connection
+    assert calls == [] and lite.kind == "milvus"
+    # The first use connects, with the error and message construction used to give.
+    with pytest.raises(CollectionMissing, match="'ai_digest_qa_x' is missing at "
+                                                "http://127.0.0.1:9"):
+        _ = vectors.size
+    assert calls == ["http://127.0.0.1:9"]
+
+
+def test_milvus_classmethods_connect_and_check_the_collection(probes, tmp_path):
+    from ai_digest_qa.vectorstores import CollectionMissing, MilvusSettings
+
+    calls, answer = probes
+    settings = MilvusSettings(uri="http://127.0.0.1:9")
+    answer["probe"] = _Probe(exists=True)
+    with pytest.raises(VectorStoreUnavailable, match="already exists at http://127.0.0.1:9"):
+        MilvusVectors.create(settings, 8)
+    assert len(calls) == 1
+    info = tmp_path / MilvusVectors.INFO
+    MilvusVectors(settings, "ai_digest_qa_x", 16, create=False).write_info(info)
+    with pytest.raises(CollectionMissing, match="holds 8-d vectors, the index expects 16-d"):
+        MilvusVectors.load(tmp_path, settings)
+    answer["probe"] = _Probe(exists=False)
+    with pytest.raises(CollectionMissing, match="'ai_digest_qa_x' is missing"):
+        MilvusVectors.load_named(settings, info)
+    assert len(calls) == 3
+
+
+def test_milvus_vectors_connect_once_across_threads(monkeypatch):
+    import threading
+
+    from ai_digest_qa.vectorstores import MilvusSettings
+
+    opened = []
+
+    def open_store(self):
+        time.sleep(0.05)  # long enough for the other threads to arrive meanwhile
+        opened.append(self.collection)
+        return object()
+
+    monkeypatch.setattr(MilvusVectors, "_open_store", open_store)
+    vectors = MilvusVectors(MilvusSettings(uri="http://127.0.0.1:9"), "c", 8, create=False)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(vectors.store)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    vectors.connect()
+    assert opened == ["c"] and len({id(s) for s in seen}) == 1 and seen[0] is vectors.store

@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from .config import Config
 from .evaluation import EvalQuestion
 from .index import _embed_text
 from .prompts import answer_messages
-from .records import Answer, Retrieval
+from .records import Answer, BenchAnswerRow, MilvusScaleRow, Passage, Retrieval, ScaleRow
 from .vectorstores import choose_faiss_index, make_faiss_index
 
 
@@ -162,70 +162,110 @@ def bench_answers(assistant: Assistant, questions: list[EvalQuestion],
     """First-token and total latency of our answers; raw llama.cpp on the same prompt, and
     on it with passages focused to ``focus_chars`` (``prompt_passage_chars``; default off
     because it costs answer accuracy, measured here for what it saves)."""
-    config = assistant.config
-    focus_chars = config.prompt_passage_chars or focus_chars
+    focus_chars = assistant.config.prompt_passage_chars or focus_chars
     model = assistant.llm(llm)
-    rows = []
-    for question in questions:
-        pieces = 0
-        first = last = None
-        passages: list[Any] = []
-        started = time.perf_counter()
-        answer: Answer | None = None
-        for item in assistant.ask_stream(question.question, llm=llm, include_retrieval=True):
-            if isinstance(item, Retrieval):
-                passages = item.passages
-            elif isinstance(item, Answer):
-                answer = item
-            else:
-                pieces += 1
-                last = time.perf_counter() - started
-                if first is None:
-                    first = last
-        total = time.perf_counter() - started
-        row: dict[str, Any] = {"question": question.question, "first_token_s": first,
-                               "total_s": total, "streamed_pieces": pieces,
-                               "mode": answer.mode if answer else None}
-        if first is not None and last is not None and pieces > 1:
-            row["tokens_per_s"] = (pieces - 1) / max(last - first, 1e-9)
-        raw_timings = getattr(model, "complete", None)  # local runtimes only
-        if raw_timings is not None and passages and answer is not None:
-            question_text = answer.standalone_question or question.question
-            shown = focus_passages(question_text, passages, assistant.embedder,
-                                   config.prompt_passage_chars)
-            focused = focus_passages(question_text, passages, assistant.embedder, focus_chars)
-            for name, given in (("raw", shown), ("raw_focused", focused)):
-                row[name] = raw_timings(
-                    answer_messages(question_text, given, answer.language),
-                    config.max_answer_tokens, config.temperature)
-        rows.append(row)
+    rows = [_bench_answer(assistant, model, question, llm, focus_chars)
+            for question in questions]
+    return {"summary": _answers_summary(rows, getattr(model, "name", llm), assistant.config,
+                                        focus_chars),
+            "questions": rows}
 
-    def mean(*path: str) -> float:
-        values = []
-        for row in rows:
-            value: Any = row
-            for key in path:
-                value = value.get(key) if isinstance(value, dict) else None
-            if isinstance(value, (int, float)):
-                values.append(value)
-        return statistics.fmean(values) if values else float("nan")
 
-    summary: dict[str, Any] = {"llm": getattr(model, "name", llm), "n": len(rows),
-               "first_token_s": mean("first_token_s"), "total_s": mean("total_s"),
-               "tokens_per_s": mean("tokens_per_s"),
-               "raw_tokens_per_s": mean("raw", "tokens_per_s"),
-               "prompt_tokens": mean("raw", "prompt_tokens"),
-               "prompt_seconds": mean("raw", "prompt_seconds"),
-               "raw_prompt_tokens_per_s": mean("raw", "prompt_tokens_per_s"),
-               "focused_prompt_tokens": mean("raw_focused", "prompt_tokens"),
-               "focused_prompt_seconds": mean("raw_focused", "prompt_seconds"),
-               "prompt_passage_chars": config.prompt_passage_chars,
-               "focus_chars": focus_chars}
+class _Streamed(NamedTuple):
+    """One answer as streamed: seconds to the first and the last piece (None without
+    pieces), the pieces, the passages retrieved and the final answer."""
+
+    first: float | None
+    last: float | None
+    pieces: int
+    total: float
+    passages: list[Passage]
+    answer: Answer | None
+
+
+def _stream_answer(assistant: Assistant, question: EvalQuestion, llm: str) -> _Streamed:
+    pieces = 0
+    first = last = None
+    passages: list[Passage] = []
+    answer: Answer | None = None
+    started = time.perf_counter()
+    for item in assistant.ask_stream(question.question, llm=llm, include_retrieval=True):
+        if isinstance(item, Retrieval):
+            passages = item.passages
+        elif isinstance(item, Answer):
+            answer = item
+        else:
+            pieces += 1
+            last = time.perf_counter() - started
+            if first is None:
+                first = last
+    return _Streamed(first, last, pieces, time.perf_counter() - started, passages, answer)
+
+
+def _bench_answer(assistant: Assistant, model: Any, question: EvalQuestion, llm: str,
+                  focus_chars: int) -> BenchAnswerRow:
+    """One question: our streamed timings, and raw llama.cpp's on the same prompt."""
+    streamed = _stream_answer(assistant, question, llm)
+    first, last, pieces = streamed.first, streamed.last, streamed.pieces
+    tokens_per_s = None
+    if first is not None and last is not None and pieces > 1:
+        tokens_per_s = (pieces - 1) / max(last - first, 1e-9)
+    raw = _raw_timings(assistant, model, question, streamed, focus_chars)
+    answer = streamed.answer
+    return BenchAnswerRow(
+        question=question.question, first_token_s=first, total_s=streamed.total,
+        streamed_pieces=pieces, mode=answer.mode if answer else None,
+        tokens_per_s=tokens_per_s, raw=raw.get("raw"), raw_focused=raw.get("raw_focused"))
+
+
+def _raw_timings(assistant: Assistant, model: Any, question: EvalQuestion,
+                 streamed: _Streamed, focus_chars: int) -> dict[str, dict[str, Any]]:
+    """llama.cpp's own timings of the answer prompt, with the passages as used ("raw")
+    and focused to ``focus_chars`` ("raw_focused"); {} for a hosted model, or when
+    nothing was retrieved."""
+    complete = getattr(model, "complete", None)  # local runtimes only
+    answer, passages, config = streamed.answer, streamed.passages, assistant.config
+    if complete is None or not passages or answer is None:
+        return {}
+    question_text = answer.standalone_question or question.question
+    shown = focus_passages(question_text, passages, assistant.embedder,
+                           config.prompt_passage_chars)
+    focused = focus_passages(question_text, passages, assistant.embedder, focus_chars)
+    return {name: complete(answer_messages(question_text, given, answer.language),
+                           config.max_answer_tokens, config.temperature)
+            for name, given in (("raw", shown), ("raw_focused", focused))}
+
+
+def _mean(values: list[Any]) -> float:
+    """The mean of the numbers among ``values`` (NaN without any)."""
+    numbers = [v for v in values if isinstance(v, (int, float))]
+    return statistics.fmean(numbers) if numbers else float("nan")
+
+
+def _answers_summary(rows: list[BenchAnswerRow], llm_name: str, config: Config,
+                     focus_chars: int) -> dict[str, Any]:
+    """Means over the rows that have each figure, and the ratios of those means."""
+    def raw_mean(name: str, key: str) -> float:
+        return _mean([(getattr(row, name) or {}).get(key) for row in rows])
+
+    summary: dict[str, Any] = {
+        "llm": llm_name, "n": len(rows),
+        "first_token_s": _mean([r.first_token_s for r in rows]),
+        "total_s": _mean([r.total_s for r in rows]),
+        "tokens_per_s": _mean([r.tokens_per_s for r in rows]),
+        "raw_tokens_per_s": raw_mean("raw", "tokens_per_s"),
+        "prompt_tokens": raw_mean("raw", "prompt_tokens"),
+        "prompt_seconds": raw_mean("raw", "prompt_seconds"),
+        "raw_prompt_tokens_per_s": raw_mean("raw", "prompt_tokens_per_s"),
+        "focused_prompt_tokens": raw_mean("raw_focused", "prompt_tokens"),
+        "focused_prompt_seconds": raw_mean("raw_focused", "prompt_seconds"),
+        "prompt_passage_chars": config.prompt_passage_chars,
+        "focus_chars": focus_chars}
     summary["generation_ratio_ours_to_raw"] = _ratio(summary["tokens_per_s"],
                                                      summary["raw_tokens_per_s"])
     summary["prompt_time_ratio_focused_to_used"] = _ratio(
         summary["focused_prompt_seconds"], summary["prompt_seconds"])
-    return {"summary": summary, "questions": rows}
+    return summary
 
 
 # --- scale ----------------------------------------------------------------------------
@@ -265,7 +305,7 @@ def _faiss_ids(index: Any, k: int) -> Any:
 
 
 def bench_scale(sizes: list[int], dimension: int = 384, queries: int = 200, k: int = 10,
-                flat_limit: int | None = None) -> list[dict[str, Any]]:
+                flat_limit: int | None = None) -> list[ScaleRow]:
     """Search latency, memory and recall@k against exact search, per corpus size."""
     import faiss
 
@@ -286,20 +326,20 @@ def bench_scale(sizes: list[int], dimension: int = 384, queries: int = 200, k: i
         build = time.perf_counter() - started
         faiss.omp_set_num_threads(1)
         times, found = _timed_queries(_faiss_ids(index, k), query_vectors, truth)
-        rows.append({
-            "chunks": n, "index": kind, "build_seconds": build if kind != "flat" else 0.0,
-            "exact": _latency(exact_times), "chosen": _latency(times),
-            f"recall@{k}": found / (k * len(truth)),
-            "index_mb": faiss.serialize_index(index).nbytes / 2**20,
-            "rss_growth_mb": current_rss_mb() - rss_before,
-            "speedup_vs_exact": _ratio(_percentile(exact_times, 50), _percentile(times, 50)),
-        })
+        rows.append(ScaleRow(
+            chunks=n, index=kind, build_seconds=build if kind != "flat" else 0.0,
+            exact=_latency(exact_times), chosen=_latency(times),
+            recall=found / (k * len(truth)),
+            index_mb=faiss.serialize_index(index).nbytes / 2**20,
+            rss_growth_mb=current_rss_mb() - rss_before,
+            speedup_vs_exact=_ratio(_percentile(exact_times, 50), _percentile(times, 50)),
+            k=k))
         del index, exact, vectors
     return rows
 
 
 def bench_milvus_scale(sizes: list[int], dimension: int = 384, queries: int = 200,
-                      k: int = 10) -> list[dict[str, Any]]:
+                      k: int = 10) -> list[MilvusScaleRow]:
     """Milvus Lite against FAISS on the same synthetic vectors and queries: insert and
     index time, single-query latency and recall@k against exact search."""
     import faiss
@@ -338,15 +378,15 @@ def bench_milvus_scale(sizes: list[int], dimension: int = 384, queries: int = 20
                 lambda query, vectors=milvus: [cid for cid, _ in vectors.search(query, k)],
                 query_vectors, truth)
             milvus.client.close()
-        rows.append({
-            "chunks": n, "faiss_index": kind, "milvus_index": milvus.settings.index_type,
-            "faiss": _latency(faiss_times), "milvus": _latency(times),
-            f"faiss_recall@{k}": faiss_found / (k * len(truth)),
-            f"milvus_recall@{k}": found / (k * len(truth)),
-            "milvus_insert_seconds": insert, "milvus_index_seconds": index_seconds,
-            "p50_ratio_milvus_to_faiss": _ratio(_percentile(times, 50),
-                                                _percentile(faiss_times, 50)),
-        })
+        rows.append(MilvusScaleRow(
+            chunks=n, faiss_index=kind, milvus_index=milvus.settings.index_type,
+            faiss=_latency(faiss_times), milvus=_latency(times),
+            faiss_recall=faiss_found / (k * len(truth)),
+            milvus_recall=found / (k * len(truth)),
+            milvus_insert_seconds=insert, milvus_index_seconds=index_seconds,
+            p50_ratio_milvus_to_faiss=_ratio(_percentile(times, 50),
+                                             _percentile(faiss_times, 50)),
+            k=k))
         del chosen, exact, vectors
     return rows
 
@@ -381,27 +421,27 @@ def bench_milvus_corpus(assistant: Assistant, questions: list[EvalQuestion],
                 # Moves the copy's vectors for the first Milvus variant; a no-op for the next.
                 variant.migrate("milvus", progress=lambda done, total: None)
             quality = evaluate_retrieval(variant, answerable, k=top_k)  # warms up first
-            timing = _latency([row["seconds"] for row in quality.details])
+            timing = _latency([row.seconds for row in quality.details])
             result[name] = {**quality.groups["all"], **timing}
     return result
 
 
-def plot_scale(rows: list[dict[str, Any]], path: Path) -> None:
+def plot_scale(rows: list[ScaleRow], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = [r["chunks"] for r in rows]
+    sizes = [r.chunks for r in rows]
     figure, axis = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    axis.plot(sizes, [r["exact"]["p50_ms"] for r in rows], "o-", label="exact (flat) p50")
-    axis.plot(sizes, [r["chosen"]["p50_ms"] for r in rows], "s-",
+    axis.plot(sizes, [r.exact["p50_ms"] for r in rows], "o-", label="exact (flat) p50")
+    axis.plot(sizes, [r.chosen["p50_ms"] for r in rows], "s-",
               label="auto-chosen index p50")
-    axis.plot(sizes, [r["chosen"]["p95_ms"] for r in rows], "s--", alpha=0.6,
+    axis.plot(sizes, [r.chosen["p95_ms"] for r in rows], "s--", alpha=0.6,
               label="auto-chosen index p95")
     for r in rows:
-        axis.annotate(f"{r['index']}\nrecall {r['recall@10']:.2f}", (r["chunks"],
-                      r["chosen"]["p50_ms"]), textcoords="offset points", xytext=(4, 6),
+        axis.annotate(f"{r.index}\nrecall {r.recall:.2f}", (r.chunks,
+                      r.chosen["p50_ms"]), textcoords="offset points", xytext=(4, 6),
                       fontsize=7)
     axis.set_xscale("log")
     axis.set_yscale("log")
@@ -426,8 +466,8 @@ class BenchReport:
     answers: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     cold_start: dict[str, float] = field(default_factory=dict)
-    scale: list[dict[str, Any]] = field(default_factory=list)
-    milvus_scale: list[dict[str, Any]] = field(default_factory=list)
+    scale: list[ScaleRow] = field(default_factory=list)
+    milvus_scale: list[MilvusScaleRow] = field(default_factory=list)
     milvus_corpus: dict[str, Any] = field(default_factory=dict)
     formats: dict[str, Any] = field(default_factory=dict)
     versus: dict[str, Any] = field(default_factory=dict)
@@ -435,7 +475,15 @@ class BenchReport:
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """bench.json: the stages' plain dicts as they are, the rows by their own
+        to_json (their keys are bench.json's: "recall@10", optional figures left out)."""
+        data = asdict(self)
+        data["scale"] = [row.to_json() for row in self.scale]
+        data["milvus_scale"] = [row.to_json() for row in self.milvus_scale]
+        if self.answers:
+            data["answers"] = {**self.answers, "questions": [
+                row.to_json() for row in self.answers["questions"]]}
+        return data
 
     def markdown(self, plot_name: str | None = None) -> str:
         m = self.machine
@@ -547,10 +595,10 @@ class BenchReport:
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in self.scale:
             lines.append(
-                f"| {r['chunks']:,} | {r['index']} | {r['build_seconds']:.1f} | "
-                f"{r['exact']['p50_ms']:.2f} | {r['chosen']['p50_ms']:.2f} | "
-                f"{r['chosen']['p95_ms']:.2f} | {r['speedup_vs_exact']:.1f}x | "
-                f"{r['recall@10']:.3f} | {r['index_mb']:.0f} |")
+                f"| {r.chunks:,} | {r.index} | {r.build_seconds:.1f} | "
+                f"{r.exact['p50_ms']:.2f} | {r.chosen['p50_ms']:.2f} | "
+                f"{r.chosen['p95_ms']:.2f} | {r.speedup_vs_exact:.1f}x | "
+                f"{r.recall:.3f} | {r.index_mb:.0f} |")
         if plot_name:
             lines += ["", f"![latency against corpus size]({plot_name})"]
         lines.append("")
@@ -565,12 +613,12 @@ class BenchReport:
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in self.milvus_scale:
             lines.append(
-                f"| {r['chunks']:,} | {r['faiss_index']} | {r['faiss']['p50_ms']:.2f} / "
-                f"{r['faiss']['p95_ms']:.2f} | {r['faiss_recall@10']:.3f} | "
-                f"{r['milvus_index']} | {r['milvus']['p50_ms']:.1f} / "
-                f"{r['milvus']['p95_ms']:.1f} | {r['milvus_recall@10']:.3f} | "
-                f"{r['milvus_insert_seconds']:.1f} | {r['milvus_index_seconds']:.1f} | "
-                f"{r['p50_ratio_milvus_to_faiss']:.0f}x |")
+                f"| {r.chunks:,} | {r.faiss_index} | {r.faiss['p50_ms']:.2f} / "
+                f"{r.faiss['p95_ms']:.2f} | {r.faiss_recall:.3f} | "
+                f"{r.milvus_index} | {r.milvus['p50_ms']:.1f} / "
+                f"{r.milvus['p95_ms']:.1f} | {r.milvus_recall:.3f} | "
+                f"{r.milvus_insert_seconds:.1f} | {r.milvus_index_seconds:.1f} | "
+                f"{r.p50_ratio_milvus_to_faiss:.0f}x |")
         lines.append("")
         return lines
 

@@ -266,10 +266,10 @@ def _eval_retrieval(assistant: Assistant, questions: list[Any],
         return 0
     print(retrieval_side_by_side(report, base) if base else report.table())
     if args.details:
-        ranks = {row["id"]: row["rank"] for row in base.details} if base else {}
+        ranks = {row.id: row.rank for row in base.details} if base else {}
         for row in report.details:
-            print(f"{row['id']:<14} rank={row['rank']} baseline={ranks.get(row['id'])}  "
-                  f"{row['question']}")
+            print(f"{row.id:<14} rank={row.rank} baseline={ranks.get(row.id)}  "
+                  f"{row.question}")
     return 0
 
 

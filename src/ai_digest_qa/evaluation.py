@@ -15,11 +15,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from .answer import CITATION_MARKER
 from .evidence import is_number, number_values
-from .records import Answer, Passage
+from .records import Answer, AnswerRow, Passage, RetrievalRow
 
 
 class Retrieves(Protocol):
@@ -96,7 +96,7 @@ def evidence_rank(passages: list[Passage], evidence: str) -> int | None:
 class RetrievalReport:
     k: int
     groups: dict[str, dict[str, float]] = field(default_factory=dict)
-    details: list[dict[str, Any]] = field(default_factory=list)
+    details: list[RetrievalRow] = field(default_factory=list)
     seconds_per_question: float = 0.0
 
     def table(self) -> str:
@@ -127,11 +127,9 @@ def evaluate_retrieval(assistant: Retrieves, questions: list[EvalQuestion],
         rank = evidence_rank(passages, question.evidence or "")
         for group in ("all", question.type, f"lang:{question.language}"):
             buckets[group].append(rank)
-        report.details.append({
-            "id": question.id, "type": question.type, "question": question.question,
-            "rank": rank, "top": [p.doc_id.rsplit("/", 1)[-1] for p in passages],
-            "seconds": seconds,
-        })
+        report.details.append(RetrievalRow(
+            id=question.id, type=question.type, question=question.question, rank=rank,
+            top=[p.doc_id.rsplit("/", 1)[-1] for p in passages], seconds=seconds))
     report.seconds_per_question = (time.perf_counter() - started) / max(len(answerable), 1)
     for group, ranks in buckets.items():
         n = len(ranks)
@@ -142,30 +140,6 @@ def evaluate_retrieval(assistant: Retrieves, questions: list[EvalQuestion],
             "mrr": sum(1.0 / r for r in ranks if r) / n,
         }
     return report
-
-
-@dataclass(frozen=True)
-class AnswerRow:
-    """How one question was answered."""
-
-    id: str
-    type: str
-    split: str
-    kinds: tuple[str, ...]
-    language: str
-    answerable: bool
-    correct: bool
-    verdict: str  # correct / wrong / abstained (answerable); abstained / answered
-    abstained: bool
-    mode: str
-    seconds: float
-    first_token: float | None
-    citations: int
-    precise_citations: int
-    answer: str
-    abstention: str | None = None
-    relevance: float | None = None
-    notice: str | None = None
 
 
 _METRICS = (("answer_accuracy", "accuracy"), ("abstention_accuracy", "abstain-ok"),

@@ -41,7 +41,12 @@ from .cleaning import CLEANER_VERSION
 from .corpus import DocumentError, SourceFile, discover, load_file
 from .embeddings import Embedder
 from .records import Chunk, Document
-from .textutils import KEYWORD_TOKENIZER_VERSION, detect_language, keyword_tokens
+from .textutils import (
+    KEYWORD_TOKENIZER_DATA,
+    KEYWORD_TOKENIZER_VERSION,
+    detect_language,
+    keyword_tokens,
+)
 from .vectorstores import (
     ChunkVectors,
     FaissVectors,
@@ -180,6 +185,7 @@ class Manifest:
     cleaner_version: int = CLEANER_VERSION
     format_version: int = FORMAT_VERSION
     keyword_version: int = KEYWORD_TOKENIZER_VERSION
+    keyword_data: str = KEYWORD_TOKENIZER_DATA  # hash of the stoplist the tokens were cut with
     sources: list[str] = field(default_factory=list)
     files: dict[str, FileEntry] = field(default_factory=dict)
     documents: dict[str, str] = field(default_factory=dict)  # doc_id -> content hash
@@ -217,6 +223,7 @@ class Manifest:
             chunking=dict(data["chunking"]), cleaner_version=int(data["cleaner_version"]),
             format_version=int(data["format_version"]),
             keyword_version=int(data.get("keyword_version", 1)),  # 1: before it was recorded
+            keyword_data=str(data.get("keyword_data", "")),  # "": before it was recorded
             sources=list(data.get("sources", [])),
             files=files, documents=dict(data.get("documents", {})),
             built_at=float(data.get("built_at", 0.0)),
@@ -416,10 +423,13 @@ class IndexStore:
             ) from exc
         store._check_consistency(folder)
         store.generation = folder.name
-        if manifest.keyword_version != KEYWORD_TOKENIZER_VERSION:
-            # Tokenization changed: re-tokenize the stored chunks (no re-embedding needed).
+        if (manifest.keyword_version != KEYWORD_TOKENIZER_VERSION
+                or manifest.keyword_data != KEYWORD_TOKENIZER_DATA):
+            # Tokenization (its code or its stoplist) changed: re-tokenize the stored chunks
+            # (no re-embedding needed).
             store._rebuild_keywords()
             manifest.keyword_version = KEYWORD_TOKENIZER_VERSION
+            manifest.keyword_data = KEYWORD_TOKENIZER_DATA
             store.keywords_rebuilt = True
         return store
 

@@ -1,5 +1,6 @@
 """The public records, in one place: documents and their chunks, retrieved passages,
-citations and answers, with the Literal types that name their modes. Modules import
+citations and answers, with the Literal types that name their modes, and the rows of the
+evaluation and the benchmark. Modules import
 these from here rather than from each other, so a type never costs an import cycle."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import json
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
@@ -301,3 +302,123 @@ class Answer:
     notice: str | None = None
     abstention: AbstentionKind | None = None
     relevance: float | None = None
+
+
+# --- evaluation and benchmark rows -------------------------------------------------------
+# One row per question or corpus size. The evaluation's rows are written by --json as
+# dataclasses.asdict gives them; the benchmark's by their to_json, which keeps bench.json's
+# keys ("recall@10"; optional figures only when measured).
+
+
+@dataclass(frozen=True)
+class RetrievalRow:
+    """How one question was retrieved (``evaluation.RetrievalReport.details``)."""
+
+    id: str
+    type: str
+    question: str
+    rank: int | None  # of the first passage holding the evidence, from 1; None: not found
+    top: list[str]  # the retrieved passages' file names, best first
+    seconds: float
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    """How one question was answered (``evaluation.AnswerReport.details``)."""
+
+    id: str
+    type: str
+    split: str
+    kinds: tuple[str, ...]
+    language: str
+    answerable: bool
+    correct: bool
+    verdict: str  # correct / wrong / abstained (answerable); abstained / answered
+    abstained: bool
+    mode: str
+    seconds: float
+    first_token: float | None
+    citations: int
+    precise_citations: int
+    answer: str
+    abstention: str | None = None
+    relevance: float | None = None
+    notice: str | None = None
+
+
+# p50/p95/mean in milliseconds and the number of timings ("n", "p50_ms", ...).
+Latency = dict[str, float]
+
+
+@dataclass(frozen=True)
+class BenchAnswerRow:
+    """One answer of ``bench.bench_answers``: our streamed timings, and raw llama.cpp's
+    on the same prompt (``raw``) and on it focused (``raw_focused``) for a local model."""
+
+    question: str
+    first_token_s: float | None
+    total_s: float
+    streamed_pieces: int
+    mode: str | None
+    tokens_per_s: float | None = None  # None: fewer than two pieces streamed
+    raw: dict[str, Any] | None = None  # None: not a local runtime, or nothing retrieved
+    raw_focused: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As in bench.json: the three optional figures only when they were measured."""
+        data = asdict(self)
+        for key in ("tokens_per_s", "raw", "raw_focused"):
+            if data[key] is None:
+                del data[key]
+        return data
+
+
+@dataclass(frozen=True)
+class ScaleRow:
+    """Vector search at one synthetic corpus size (``bench.bench_scale``): exact search
+    against the FAISS index chosen for that size."""
+
+    chunks: int
+    index: str
+    build_seconds: float
+    exact: Latency
+    chosen: Latency
+    recall: float  # of the chosen index against exact search, at k
+    index_mb: float
+    rss_growth_mb: float
+    speedup_vs_exact: float
+    k: int = 10
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chunks": self.chunks, "index": self.index,
+                "build_seconds": self.build_seconds, "exact": dict(self.exact),
+                "chosen": dict(self.chosen), f"recall@{self.k}": self.recall,
+                "index_mb": self.index_mb, "rss_growth_mb": self.rss_growth_mb,
+                "speedup_vs_exact": self.speedup_vs_exact}
+
+
+@dataclass(frozen=True)
+class MilvusScaleRow:
+    """Milvus Lite against FAISS at one synthetic corpus size
+    (``bench.bench_milvus_scale``)."""
+
+    chunks: int
+    faiss_index: str
+    milvus_index: str
+    faiss: Latency
+    milvus: Latency
+    faiss_recall: float  # against exact search, at k
+    milvus_recall: float
+    milvus_insert_seconds: float
+    milvus_index_seconds: float
+    p50_ratio_milvus_to_faiss: float
+    k: int = 10
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chunks": self.chunks, "faiss_index": self.faiss_index,
+                "milvus_index": self.milvus_index, "faiss": dict(self.faiss),
+                "milvus": dict(self.milvus), f"faiss_recall@{self.k}": self.faiss_recall,
+                f"milvus_recall@{self.k}": self.milvus_recall,
+                "milvus_insert_seconds": self.milvus_insert_seconds,
+                "milvus_index_seconds": self.milvus_index_seconds,
+                "p50_ratio_milvus_to_faiss": self.p50_ratio_milvus_to_faiss}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 
-# Bump whenever keyword_tokens() changes: indexes record it and re-tokenize their chunks.
+# Bump whenever keyword_tokens()'s code changes: indexes record it and re-tokenize their
+# chunks (a change of its data, the stoplist, is caught by KEYWORD_TOKENIZER_DATA).
 KEYWORD_TOKENIZER_VERSION = 2
 
 # The CJK ideograph ranges (extension A, unified, compatibility): the one definition.
@@ -18,17 +21,27 @@ _LATIN_LETTER = re.compile(r"[A-Za-z]")
 _WORD = re.compile(rf"[\w{CJK_RANGES}]+")
 _jieba_lock = threading.Lock()
 
-# Function words that carry no topic; both languages share one keyword index.
-STOPWORDS = frozenset(
-    """
-    a an and are as at be been but by can could did do does for from had has have how i if in
-    into is it its of on or that the their them there these they this to was were what when
-    where which who whom why will with would you your about than then also more most such
-    的 了 是 在 和 与 及 或 也 都 就 而 及其 这 那 这些 那些 之 其 中 对 为 以 把 被 让 由 从
-    到 将 并 等 个 种 有 没有 不 很 吗 呢 吧 啊 什么 哪些 哪个 怎么 如何 为什么 是否 多少 一个
-    我们 他们 它们 你 我 他 她 它 可以 能 会 要 还 又 但 但是 所以 因为 如果 虽然 已经
-    """.split()
-)
+
+def parse_word_list(text: str) -> frozenset[str]:
+    """The words of a word-list data file: one a line; blank lines and lines starting
+    with ``#`` are skipped."""
+    return frozenset(line.strip() for line in text.splitlines()
+                     if line.strip() and not line.lstrip().startswith("#"))
+
+
+def word_list_hash(words: frozenset[str]) -> str:
+    """sha256 of ``words`` (sorted, one a line): the same for the same words, whatever
+    the file's order and comments."""
+    return hashlib.sha256("\n".join(sorted(words)).encode("utf-8")).hexdigest()
+
+
+# Function words that carry no topic (data/stopwords.txt); both languages share one
+# keyword index. Read once, at import.
+STOPWORDS = parse_word_list(
+    resources.files("ai_digest_qa").joinpath("data/stopwords.txt").read_text("utf-8"))
+# What keyword_tokens() drops, as recorded by indexes beside KEYWORD_TOKENIZER_VERSION: a
+# changed stoplist re-tokenizes their chunks like a new tokenizer version.
+KEYWORD_TOKENIZER_DATA = word_list_hash(STOPWORDS)
 
 
 def cjk_ratio(text: str) -> float:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import gradio as gr
@@ -435,6 +435,30 @@ def serving_app(assistant: Assistant, slots: AnswerSlots | None = None) -> ChatA
     return chat
 
 
+class _Chat(NamedTuple):
+    """The chat column's components."""
+
+    chatbot: gr.Chatbot
+    question: gr.Textbox
+    send: gr.Button
+    stop: gr.Button
+    mode: gr.Radio
+    top_k: gr.Slider
+    new_chat: gr.Button
+
+
+class _Page(NamedTuple):
+    """The components the page's events read and write."""
+
+    turns: gr.State
+    status: gr.Markdown
+    chat: _Chat
+    sources: gr.HTML
+    panel: dict[str, Any]  # DocumentsPanel.build's components, by name
+    timer: gr.Timer  # start-up status and document list
+    upload_timer: gr.Timer  # upload progress, active while uploads are indexed
+
+
 class ChatApp:
     """The Gradio Blocks of the assistant and the handlers behind them."""
 
@@ -628,71 +652,101 @@ class ChatApp:
     # -- layout --
 
     def _build(self) -> gr.Blocks:
-        config = self.config
+        """The page: its components (:meth:`_layout`), then the events that connect them
+        to the handlers, in the order Gradio numbers them."""
         with gr.Blocks(title="AI Digest QA · AI 文摘问答") as blocks:
-            turns = gr.State([])
-            with gr.Row(elem_id="topbar"):
-                gr.Markdown(I18N("heading"))
-                status = gr.Markdown(self.warmup.status("en"), elem_id="status")
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(
-                        elem_id="chat", label=I18N("chat"), height=520, buttons=["copy"],
-                        latex_delimiters=[], feedback_options=("Like", "Dislike"),
-                        group_consecutive_messages=False,
-                        # Gradio translates I18nData here too; its hint says only str.
-                        placeholder=I18N("chat_placeholder"))  # type: ignore[arg-type]
-                    with gr.Row():
-                        question = gr.Textbox(
-                            elem_id="question", placeholder=I18N("placeholder"),
-                            show_label=False, lines=1, max_lines=6, scale=6, autofocus=True)
-                        send = gr.Button(I18N("send"), variant="primary", scale=1,
-                                         elem_id="send", min_width=80)
-                        stop = gr.Button(I18N("stop"), variant="stop", scale=1, elem_id="stop",
-                                         min_width=80)
-                    gr.Examples(EXAMPLES, inputs=[question], label=I18N("examples"))
-                    with gr.Accordion(I18N("settings"), open=False):
-                        with gr.Row():
-                            mode = gr.Radio(MODES, value=config.llm_backend, label=I18N("mode"),
-                                            elem_id="mode", scale=3)
-                            top_k = gr.Slider(1, 10, value=config.answer_top_k, step=1,
-                                              label=I18N("top_k"), elem_id="top_k", scale=2)
-                    new_chat = gr.Button(I18N("new_chat"), size="sm", elem_id="new_chat")
-                with gr.Column(scale=2):
-                    sources = gr.HTML(render_sources([], "en"), elem_id="sources")
-                    with gr.Accordion(I18N("documents"), open=False):
-                        panel = self.documents.build(I18N)
-            timer = gr.Timer(1.0)
-            upload_timer = gr.Timer(1.0, active=False)
-
-            answer: dict[str, Any] = dict(
-                fn=self.answer, inputs=[question, mode, top_k, turns],
-                outputs=[chatbot, question, sources, turns],
-                # No limit here: the answer slots (shared with the API and MCP) are the
-                # limit, and all wait there in arrival order. A limit here would keep a
-                # page user in Gradio's queue while later API requests take tickets.
-                concurrency_limit=None,
-                show_progress="hidden")
-            # Undocumented: gradio_client still calls /ask, but MCP lists only the tools
-            # made for it (server.py), not this chat handler with its page state.
-            question.submit(**answer, api_name="ask", api_visibility="undocumented")
-            send.click(**answer, api_visibility="private")
-            stop.click(self.stop, None, None, queue=False, api_visibility="private")
-            new_chat.click(self.new_conversation, None, [chatbot, question, sources, turns],
-                           queue=False, api_visibility="private")
-            chatbot.like(self.rate, [turns], None, queue=False, api_visibility="private")
-            listing = [status, panel["table"], panel["choice"], timer]
-            timer.tick(self.status, None, listing, api_visibility="private",
-                       show_progress="hidden")
-            blocks.load(self.status, None, listing, api_visibility="private")
-            panel["files"].upload(self.upload, [panel["files"]],
-                                  [panel["status"], panel["files"], upload_timer],
-                                  api_visibility="private", show_progress="hidden")
-            upload_timer.tick(self.upload_progress, None,
-                              [panel["status"], panel["table"], panel["choice"], status,
-                               upload_timer],
-                              api_visibility="private", show_progress="hidden")
-            panel["remove"].click(self.remove, [panel["choice"]],
-                                  [panel["status"], panel["table"], panel["choice"], status],
-                                  api_visibility="private")
+            page = self._layout()
+            self._wire_chat(page)
+            self._wire_status(blocks, page)
+            self._wire_documents(page)
         return blocks
+
+    def _layout(self) -> _Page:
+        """Top bar; the chat column (chat, question, settings) beside the sources and
+        the documents panel; the two poll timers."""
+        turns = gr.State([])
+        with gr.Row(elem_id="topbar"):
+            gr.Markdown(I18N("heading"))
+            status = gr.Markdown(self.warmup.status("en"), elem_id="status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chat = self._chat_column()
+            with gr.Column(scale=2):
+                sources = gr.HTML(render_sources([], "en"), elem_id="sources")
+                with gr.Accordion(I18N("documents"), open=False):
+                    panel = self.documents.build(I18N)
+        timer = gr.Timer(1.0)
+        upload_timer = gr.Timer(1.0, active=False)
+        return _Page(turns, status, chat, sources, panel, timer, upload_timer)
+
+    def _chat_column(self) -> _Chat:
+        config = self.config
+        chatbot = gr.Chatbot(
+            elem_id="chat", label=I18N("chat"), height=520, buttons=["copy"],
+            latex_delimiters=[], feedback_options=("Like", "Dislike"),
+            group_consecutive_messages=False,
+            # Gradio translates I18nData here too; its hint says only str.
+            placeholder=I18N("chat_placeholder"))  # type: ignore[arg-type]
+        with gr.Row():
+            question = gr.Textbox(
+                elem_id="question", placeholder=I18N("placeholder"),
+                show_label=False, lines=1, max_lines=6, scale=6, autofocus=True)
+            send = gr.Button(I18N("send"), variant="primary", scale=1,
+                             elem_id="send", min_width=80)
+            stop = gr.Button(I18N("stop"), variant="stop", scale=1, elem_id="stop",
+                             min_width=80)
+        gr.Examples(EXAMPLES, inputs=[question], label=I18N("examples"))
+        with gr.Accordion(I18N("settings"), open=False):
+            with gr.Row():
+                mode = gr.Radio(MODES, value=config.llm_backend, label=I18N("mode"),
+                                elem_id="mode", scale=3)
+                top_k = gr.Slider(1, 10, value=config.answer_top_k, step=1,
+                                  label=I18N("top_k"), elem_id="top_k", scale=2)
+        new_chat = gr.Button(I18N("new_chat"), size="sm", elem_id="new_chat")
+        return _Chat(chatbot, question, send, stop, mode, top_k, new_chat)
+
+    def _wire_chat(self, page: _Page) -> None:
+        """Asking (Enter or Send), stopping, a new conversation, and ratings."""
+        chat = page.chat
+        answer: dict[str, Any] = dict(
+            fn=self.answer, inputs=[chat.question, chat.mode, chat.top_k, page.turns],
+            outputs=[chat.chatbot, chat.question, page.sources, page.turns],
+            # No limit here: the answer slots (shared with the API and MCP) are the
+            # limit, and all wait there in arrival order. A limit here would keep a
+            # page user in Gradio's queue while later API requests take tickets.
+            concurrency_limit=None,
+            show_progress="hidden")
+        # Undocumented: gradio_client still calls /ask, but MCP lists only the tools
+        # made for it (server.py), not this chat handler with its page state.
+        chat.question.submit(**answer, api_name="ask", api_visibility="undocumented")
+        chat.send.click(**answer, api_visibility="private")
+        chat.stop.click(self.stop, None, None, queue=False, api_visibility="private")
+        chat.new_chat.click(self.new_conversation, None,
+                            [chat.chatbot, chat.question, page.sources, page.turns],
+                            queue=False, api_visibility="private")
+        chat.chatbot.like(self.rate, [page.turns], None, queue=False,
+                          api_visibility="private")
+
+    def _wire_status(self, blocks: gr.Blocks, page: _Page) -> None:
+        """Start-up progress and the document list: on load, then every second until
+        ready."""
+        panel = page.panel
+        listing = [page.status, panel["table"], panel["choice"], page.timer]
+        page.timer.tick(self.status, None, listing, api_visibility="private",
+                        show_progress="hidden")
+        blocks.load(self.status, None, listing, api_visibility="private")
+
+    def _wire_documents(self, page: _Page) -> None:
+        """Uploading (with its progress timer) and removing documents."""
+        panel, upload_timer = page.panel, page.upload_timer
+        panel["files"].upload(self.upload, [panel["files"]],
+                              [panel["status"], panel["files"], upload_timer],
+                              api_visibility="private", show_progress="hidden")
+        upload_timer.tick(self.upload_progress, None,
+                          [panel["status"], panel["table"], panel["choice"], page.status,
+                           upload_timer],
+                          api_visibility="private", show_progress="hidden")
+        panel["remove"].click(self.remove, [panel["choice"]],
+                              [panel["status"], panel["table"], panel["choice"],
+                               page.status],
+                              api_visibility="private")

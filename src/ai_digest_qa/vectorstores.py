@@ -323,46 +323,48 @@ class MilvusVectors:
 
     def __init__(self, settings: MilvusSettings, collection: str, dimension: int,
                  create: bool) -> None:
+        """Settings only, no connection: :meth:`connect` (called by :meth:`create`,
+        :meth:`load` and :meth:`load_named`, else by the first use) reaches Milvus."""
         try:
-            from llama_index.vector_stores.milvus import MilvusVectorStore
-            from llama_index.vector_stores.milvus.utils import BM25BuiltInFunction
+            from llama_index.vector_stores.milvus import MilvusVectorStore  # noqa: F401
         except ImportError as exc:
             raise MilvusMissingError(
                 f"vector_store='milvus' needs the Milvus packages ({exc.name} is missing): "
                 "pip install -e '.[milvus]'") from None
 
-        if settings.is_lite:
-            Path(settings.uri).parent.mkdir(parents=True, exist_ok=True)
-        _bypass_proxies_for_loopback()
-        from pymilvus.exceptions import MilvusException
-
         self.settings = settings
         self.collection = collection
         self._dimension = dimension
-        probe = _connect(settings)
-        try:
-            exists = probe.has_collection(collection)
-            actual = _collection_dimension(probe, collection) if exists else None
-        except MilvusException as exc:
-            raise _unavailable(settings, exc) from None
-        finally:
-            probe.close()
-        if create and exists:  # names carry a random part: this is not ours to overwrite
-            raise VectorStoreUnavailable(f"a Milvus collection named {collection!r} already "
-                                         f"exists at {settings.shown_uri}")
-        if not create and not exists:
-            raise CollectionMissing(f"the Milvus collection {collection!r} is missing at "
-                                    f"{settings.shown_uri}")
-        if actual is not None and actual != dimension:
-            raise CollectionMissing(f"the Milvus collection {collection!r} holds {actual}-d "
-                                    f"vectors, the index expects {dimension}-d")
+        self._create = create  # a new collection: it must not exist yet
+        self._store: Any = None
+        self._connect_lock = threading.Lock()
+        self._pending_deletes: set[str] = set()
+
+    def connect(self) -> None:
+        """Check the collection (exists, or not yet for a new one; its dimension) and
+        open llama-index's store on it, once; later calls do nothing."""
+        with self._connect_lock:
+            if self._store is None:
+                self._store = self._open_store()
+
+    def _open_store(self) -> Any:
+        from llama_index.vector_stores.milvus import MilvusVectorStore
+        from llama_index.vector_stores.milvus.utils import BM25BuiltInFunction
+        from pymilvus.exceptions import MilvusException
+
+        settings, collection, create = self.settings, self.collection, self._create
+        if settings.is_lite:
+            Path(settings.uri).parent.mkdir(parents=True, exist_ok=True)
+        _bypass_proxies_for_loopback()
+        self._check_collection()
         try:
             # Milvus Lite's in-process gRPC server logs an error for AllocTimestamp, which
             # it does not implement and the client does without; keep it out of the log.
             with _quiet("grpc._server"):
-                self.store = MilvusVectorStore(
+                store = MilvusVectorStore(
                     uri=settings.uri, token=settings.token, collection_name=collection,
-                    dim=dimension, overwrite=False, upsert_mode=True, similarity_metric="IP",
+                    dim=self._dimension, overwrite=False, upsert_mode=True,
+                    similarity_metric="IP",
                     index_config={"index_type": settings.index_type,
                                   "params": {"M": settings.hnsw_m,
                                              "efConstruction": settings.ef_construction}},
@@ -377,17 +379,43 @@ class MilvusVectors:
             if not create:
                 # A collection another process (or an earlier run) wrote is "released":
                 # every search fails until it is loaded into memory.
-                self.client.load_collection(collection)
+                store.client.load_collection(collection)
         except MilvusException as exc:
             raise _unavailable(settings, exc) from None
-        self._pending_deletes: set[str] = set()
+        return store
+
+    def _check_collection(self) -> None:
+        """A new collection must not exist yet, an existing one must, with the index's
+        dimension."""
+        from pymilvus.exceptions import MilvusException
+
+        settings, collection, dimension = self.settings, self.collection, self._dimension
+        probe = _connect(settings)
+        try:
+            exists = probe.has_collection(collection)
+            actual = _collection_dimension(probe, collection) if exists else None
+        except MilvusException as exc:
+            raise _unavailable(settings, exc) from None
+        finally:
+            probe.close()
+        if self._create and exists:  # names carry a random part: not ours to overwrite
+            raise VectorStoreUnavailable(f"a Milvus collection named {collection!r} already "
+                                         f"exists at {settings.shown_uri}")
+        if not self._create and not exists:
+            raise CollectionMissing(f"the Milvus collection {collection!r} is missing at "
+                                    f"{settings.shown_uri}")
+        if actual is not None and actual != dimension:
+            raise CollectionMissing(f"the Milvus collection {collection!r} holds {actual}-d "
+                                    f"vectors, the index expects {dimension}-d")
 
     @classmethod
     def create(cls, settings: MilvusSettings, dimension: int) -> MilvusVectors:
         """A new, empty collection (a full build never writes into the live one)."""
         name = (f"{settings.collection_prefix}_{time.strftime('%Y%m%d%H%M%S')}_"
                 f"{uuid.uuid4().hex[:8]}")
-        return cls(settings, name, dimension, create=True)
+        vectors = cls(settings, name, dimension, create=True)
+        vectors.connect()
+        return vectors
 
     @classmethod
     def load(cls, folder: Path, settings: MilvusSettings) -> MilvusVectors:
@@ -409,7 +437,9 @@ class MilvusVectors:
                 f"This index keeps its vectors in Milvus at {recorded}, but milvus_uri is "
                 f"{settings.shown_uri}. Set milvus_uri to the index's server, or build a "
                 "new index there with `ai-digest-qa index --rebuild`.")
-        return cls(settings, str(info["collection"]), int(info["dimension"]), create=False)
+        vectors = cls(settings, str(info["collection"]), int(info["dimension"]), create=False)
+        vectors.connect()
+        return vectors
 
     def info(self) -> dict[str, Any]:
         """What names this collection; the URI without credentials, never the token."""
@@ -418,6 +448,13 @@ class MilvusVectors:
 
     def write_info(self, info_file: Path, **extra: Any) -> None:
         info_file.write_text(json.dumps({**self.info(), **extra}), encoding="utf-8")
+
+    @property
+    def store(self) -> Any:
+        """llama-index's ``MilvusVectorStore`` on the collection, connected on first use."""
+        if self._store is None:
+            self.connect()
+        return self._store
 
     @property
     def client(self) -> Any:
