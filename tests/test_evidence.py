@@ -423,3 +423,43 @@ def test_a_chinese_glossary_term_is_covered_by_its_whole_translation_only():
     assert not term.covered_by({"prefer"})
     assert profile.coverage({"prefer", "summari"}, "en") < profile.coverage(
         {"direct", "prefer", "optim", "stabl"}, "en")
+
+
+def test_an_amount_bound_to_another_name_does_not_answer():
+    # Each clause binds its amount to the names in it: PQ is given for COCO, ADE20K gets
+    # mIoU, so no clause states Mask DINO's PQ on ADE20K.
+    results = ("Mask DINO sets the best results on instance segmentation (54.5 AP on COCO), "
+               "panoptic segmentation (59.4 PQ on COCO), and semantic segmentation "
+               "(60.8 mIoU on ADE20K) among models under one billion parameters.")
+    asked = analyse("Mask DINO在ADE20K上的全景分割PQ是多少?")
+    assert unmet_requirement(asked, [results], [results]) == "binding"
+    for question in ("Mask DINO在COCO上的全景分割PQ是多少?",
+                     "Mask DINO在ADE20K上的语义分割mIoU是多少?"):
+        assert unmet_requirement(analyse(question), [results], [results]) is None
+    # One clause naming everything asked answers, whatever else the sentence lists.
+    single = "On ADE20K, Mask DINO reaches 59.4 PQ, and 60.8 mIoU on COCO."
+    assert unmet_requirement(asked, [single], [single]) is None
+    # The subject named once for the whole sentence binds each clause.
+    subject = "Mask DINO reports 59.4 PQ on ADE20K and 54.5 AP on COCO."
+    assert unmet_requirement(asked, [subject], [subject]) is None
+    ap = analyse("Mask DINO在COCO上的实例分割AP是多少?")
+    assert unmet_requirement(ap, [subject], [subject]) is None
+    # A metric written "mIoU" binds its amount like a name does.
+    miou = analyse("Mask DINO在COCO上的语义分割mIoU是多少?")
+    assert unmet_requirement(miou, [results], [results]) == "binding"
+
+
+def test_an_amount_of_another_metric_does_not_answer_even_without_a_rival_name():
+    # MultiNLI's clause gives accuracy; F1 belongs to the SQuAD clauses.
+    results = ("It obtains new results, pushing the GLUE score to 80.5% (7.7% point absolute "
+               "improvement), MultiNLI accuracy to 86.7% (4.6% absolute improvement), SQuAD "
+               "v1.1 Test F1 to 93.2 and SQuAD v2.0 Test F1 to 83.1.")
+    for question, unmet in (("BERT在MultiNLI上的F1是多少?", "binding"),
+                            ("BERT把SQuAD v2.0的Test F1提高到了多少?", None),
+                            ("BERT在SQuAD v1.1上的Test F1是多少?", None)):
+        assert unmet_requirement(analyse(question), [results], [results]) == unmet, question
+    # The names before the first amount are the subject, not asked of every clause.
+    adapter = ("Using 52K demonstrations, LLaMA-Adapter introduces 1.2M parameters, and "
+               "costs less than one hour for fine-tuning on 8 A100 GPUs.")
+    question = analyse("How many hours does fine-tuning LLaMA-Adapter take on 8 A100 GPUs?")
+    assert unmet_requirement(question, [adapter], [adapter]) is None

@@ -466,8 +466,9 @@ def states_answer_type(profile: QuestionProfile, text: str) -> bool:
 def unmet_requirement(profile: QuestionProfile, quotes: Sequence[str],
                       passage_texts: Sequence[str]) -> str | None:
     """What the question asks for that none of ``quotes`` holds: its answer type ("day",
-    "money"), a quantity ("how many"), a count of the thing counted, its rank ("rank 2"), or,
-    for a comparison, one passage naming all compared (``passage_texts`` are the quotes'
+    "money"), a quantity ("how many"), a count of the thing counted, an amount of the names
+    asked together ("binding": each amount belongs to another name), its rank ("rank 2"),
+    or, for a comparison, one passage naming all compared (``passage_texts`` are the quotes'
     passages); None when the quotes may answer."""
     missing = _missing_kind(profile, quotes)
     if missing is not None:
@@ -475,6 +476,9 @@ def unmet_requirement(profile: QuestionProfile, quotes: Sequence[str],
     if profile.answer_type is None and profile.wants_number and profile.counted \
             and not any(_counts(profile, q) for q in quotes):
         return "count"
+    if (profile.wants_number or profile.answer_type is not None) and quotes and all(
+            _amounts_bound_elsewhere(profile, q) for q in quotes):
+        return "binding"
     if profile.ordinals and not any(profile.ordinals <= ordinals(q) for q in quotes):
         return "rank " + ", ".join(str(r) for r in sorted(profile.ordinals))
     names = [c for c in profile.constraints if any(ch.isalpha() for ch in c.text)]
@@ -482,6 +486,54 @@ def unmet_requirement(profile: QuestionProfile, quotes: Sequence[str],
             not missing_in(names, text) for text in passage_texts):
         return "comparison"
     return None
+
+
+# Where a sentence lists several results, each clause binds its amount to the names in
+# it: "59.4 PQ on COCO, and 60.8 mIoU on ADE20K".
+_RESULT_CLAUSE = re.compile(r"[,;，；、()（）\[\]]|\band\b|\bwhile\b|以及|而")
+
+
+def _clause_names(clause: str) -> list[str]:
+    """The names in ``clause`` ("COCO", and metrics written "mIoU"), not its amounts
+    ("5.48", "52K", "256x256") nor a capitalised word opening it ("Using")."""
+    names = [n for n in latin_names(clause)
+             if not re.fullmatch(r"[\d.,]+(?:[KMBkmb]|x\d+)?", n)]
+    return names + _mixed_case(clause)
+
+
+def _amounts_bound_elsewhere(profile: QuestionProfile, quote: str) -> bool:
+    """Whether every amount in ``quote`` sits in a clause that lacks one of the question's
+    names which another amount's clause holds: "Mask DINO's PQ on ADE20K" is not answered
+    by "(59.4 PQ on COCO) ... (60.8 mIoU on ADE20K)", each clause binding its amount to
+    the names in it. The names before the first amount are the sentence's subject
+    ("LLaMA-Adapter introduces 1.2M parameters, and costs one hour on 8 A100 GPUs"): they
+    bind every clause and are not asked of each. (So a list whose first result names its
+    qualifier before the amount, "pushing MultiNLI accuracy to 86.7%, ...", is taken for
+    one about MultiNLI throughout.)"""
+    # A metric written "mIoU" is a name here too: it is what one clause's amount measures.
+    names = names_of(profile) + [_constraint(w, "latin") for w in _mixed_case(profile.question)]
+    clauses = [c for c in _RESULT_CLAUSE.split(quote) if c.strip()]
+    # Clauses stating an amount of something named ("59.4 PQ on COCO"); an amount with no
+    # name ("among models under one billion parameters") qualifies the whole sentence.
+    stating = [i for i, c in enumerate(clauses)
+               if states_quantity(c, profile.question) and _clause_names(c)]
+    if not names or len(stating) < 2:
+        return False
+    first = clauses[stating[0]]
+    amount = re.search(r"\d", _NAME_DIGITS.sub(lambda m: "x" * len(m.group(0)), first))
+    subject = " ".join(clauses[:stating[0]]) + " " + first[:amount.start() if amount else 0]
+
+    def claimed_elsewhere(i: int) -> bool:
+        return any(missing_in([n], clauses[i]) and missing_in([n], subject)
+                   and any(not missing_in([n], clauses[j]) for j in stating if j != i)
+                   for n in names)
+
+    return all(claimed_elsewhere(i) for i in stating)
+
+
+def _mixed_case(text: str) -> list[str]:
+    """Words starting lower-case with a capital inside ("mIoU", "iPhone")."""
+    return re.findall(r"(?<![A-Za-z0-9-])[a-z]+[A-Z][A-Za-z0-9-]*", text)
 
 
 def _missing_kind(profile: QuestionProfile, texts: Sequence[str]) -> str | None:

@@ -63,14 +63,15 @@ NOT_COVERED = {
 }
 
 # An abstention for a question whose quotes lack what it asks for (evidence.py's
-# unmet_requirement: quantities, answer types, counts, ranks and comparisons).
+# unmet_requirement: quantities, answer types, counts, ranks, comparisons, and amounts
+# bound to another name).
 NOT_STATED = {
     "zh": {"quantity": "数量", "day": "日期", "year": "年份", "money": "金额",
            "university": "所在大学", "rank": "这个名次", "count": "这个数量",
-           "comparison": "两者的比较"},
+           "comparison": "两者的比较", "binding": "这几项同时对应的数值"},
     "en": {"quantity": "quantity", "day": "date", "year": "year", "money": "amount of money",
            "university": "university", "rank": "such rank", "count": "such count",
-           "comparison": "comparison of them"},
+           "comparison": "comparison of them", "binding": "figure for all of them together"},
 }
 NOT_STATED_ABOUT = {
     "zh": "资料中没有找到答案:讲到“{terms}”的资料没有给出{what}。",
