@@ -17,6 +17,7 @@ import pytest
 
 from ai_digest_qa import Assistant, ConfigError, load_config
 from ai_digest_qa.config import is_loopback
+from ai_digest_qa.evaluation import matches_keyword
 from ai_digest_qa.server import check_exposure
 from conftest import ROOT, AppServer
 
@@ -234,7 +235,8 @@ def test_keys_guard_the_api_and_the_mcp_tools(keyed_server: AppServer) -> None:
         _openai(keyed_server, "sk-wrong-key-000").models.list()
     reply = _openai(keyed_server, KEY).chat.completions.create(
         model="ai-digest-qa", messages=[{"role": "user", "content": "UniAudio用了多少小时的数据?"}])
-    assert "165000" in (reply.choices[0].message.content or "").replace(",", "")
+    # As the eval matches it: by value ("165K hours" and "165000 小时" both hold it).
+    assert matches_keyword("165000", reply.choices[0].message.content or "")
     response = httpx.post(f"{keyed_server.url}gradio_api/mcp/", timeout=10, json={})
     assert response.status_code == 401
     tools, _ = _mcp(f"{keyed_server.url}gradio_api/mcp/", [],
