@@ -1,6 +1,7 @@
 import re
 
-from ai_digest_qa.cleaning import clean_text
+from ai_digest_qa.cleaning import clean_text, plain_tex
+from ai_digest_qa.corpus import load_file
 from conftest import CORPUS
 
 ARTICLES = sorted((CORPUS / "articles").glob("*.txt"))
@@ -75,3 +76,27 @@ def test_cleaning_is_idempotent():
     for path in ARTICLES:
         once = clean_text(path.read_text(encoding="utf-8")).text
         assert clean_text(once).text == once
+
+
+def test_inline_tex_of_abstracts_reads_as_text():
+    assert plain_tex(r"up to 4.3$\times$ speedup") == "up to 4.3× speedup"
+    assert plain_tex(r"images of 1248$\times$1248") == "images of 1248×1248"
+    assert plain_tex(r"test-dev (\textbf{$\textbf{63.3}$AP})") == "test-dev (63.3AP)"
+    assert plain_tex(r"achieves $49.4$AP in $12$ epochs") == "achieves 49.4AP in 12 epochs"
+    assert plain_tex(r"rate $95\%$, and \texttt{val2017}") == "rate 95%, and val2017"
+    assert plain_tex("the ``Textbooks Are All You Need'' approach") == \
+        'the "Textbooks Are All You Need" approach'
+    assert plain_tex(r"a $\alpha$-weighted loss") == "a α-weighted loss"
+
+
+def test_prices_and_bare_percent_are_left_alone():
+    text = "It costs $5 per GPU-hour, against $40 for the rest; 86.8% GPU memory saved."
+    assert plain_tex(text) == text
+
+
+def test_paper_records_are_loaded_without_tex(tmp_path):
+    record = tmp_path / "papers.jsonl"
+    record.write_text('{"key": "k", "title": "T", "abstract": "Vim is 2.8$\\\\times$ faster."}\n',
+                      encoding="utf-8")
+    [document] = load_file(record, "papers")
+    assert "Vim is 2.8× faster." in document.text

@@ -28,7 +28,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
-from .cleaning import clean_text
+from .cleaning import clean_text, plain_tex
 from .records import Document, Section
 from .textutils import detect_language
 
@@ -381,6 +381,7 @@ def _record_text(record: dict[str, Any]) -> tuple[str, list[Section]]:
     if bib:
         lines.append(". ".join(bib) + ".")
     body = str(record.get("abstract") or record.get("text") or record.get("content") or "").strip()
+    body = plain_tex(body)  # arXiv abstracts write "4.3$\times$", "\textbf{63.2}"
     # One section for the whole record: a chunk of title and authors alone would answer
     # nothing, so the header stays with the start of the abstract.
     sections = [Section(0, "Abstract" if record.get("abstract") else "Record")]
