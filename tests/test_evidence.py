@@ -10,6 +10,7 @@ from ai_digest_qa.evidence import (
     choose_evidence,
     counted_words,
     latin_names,
+    metric_asked,
     misbound_numbers,
     normalise,
     number_values,
@@ -463,3 +464,52 @@ def test_an_amount_of_another_metric_does_not_answer_even_without_a_rival_name()
                "costs less than one hour for fine-tuning on 8 A100 GPUs.")
     question = analyse("How many hours does fine-tuning LLaMA-Adapter take on 8 A100 GPUs?")
     assert unmet_requirement(question, [adapter], [adapter]) is None
+
+
+def test_a_metric_asked_for_is_a_number_question():
+    for question, metric in (("What top-1 accuracy does Vision Mamba reach on ImageNet?",
+                              ["top-1", "accuracy"]),
+                             ("What PQ does Mask DINO get on ADE20K?", ["PQ"]),
+                             ("DINO在COCO上的AP是多少?", ["AP"])):
+        assert metric_asked(question) == metric and analyse(question).wants_number, question
+    # No metric named, or no result verb: no number asked.
+    for question in ("What does Mamba achieve on language modeling?",
+                     "What results does DINO achieve on COCO?",
+                     "What GPU does LLaMA-Adapter use?"):
+        assert metric_asked(question) == [] and not analyse(question).wants_number, question
+
+
+def test_the_amount_stands_by_the_metric_it_gives():
+    blender = ("In the Blender dataset, ABLE-NeRF achieves SOTA results and surpasses Ref-NeRF "
+               "in all 3 image quality metrics PSNR, SSIM, LPIPS.")
+    asked = analyse("What SSIM does ABLE-NeRF reach on the Blender dataset?")
+    assert unmet_requirement(asked, [blender], [blender]) == "count"  # 3 counts metrics
+    stated = "On Blender, ABLE-NeRF reaches an SSIM of 0.961."
+    assert unmet_requirement(asked, [stated], [stated]) is None
+    # In Chinese, within a few characters: "具有 10 亿个参数".
+    params = analyse("UniAudio有多少个参数?")
+    near = "该模型经过 165000 小时的音频训练,具有 10 亿个参数。"
+    far = "该模型有 11 项任务,每项任务的参数不同。"
+    assert unmet_requirement(params, [near], [near]) is None
+    assert unmet_requirement(params, [far], [far]) == "count"
+
+
+def test_a_metric_the_index_never_mentions_is_stated_nowhere():
+    hyena = Text("Hyena reaches Transformer quality on WikiText103 with 20% less compute.",
+                 title="Hyena", language="en")
+    words = Words(hyena)
+    asked = analyse("Hyena在WikiText103上的困惑度是多少?", words)
+    assert unmet_requirement(asked, [hyena.text], [hyena.text]) == "count"
+    known = analyse("Hyena在WikiText103上的计算量减少了多少?", words)
+    assert unmet_requirement(known, [hyena.text], [hyena.text]) is None
+
+
+def test_list_numbers_and_cues_are_no_amounts_and_no_counted_words():
+    assert not states_quantity("3、先进的性能和效率:DistiLLM 以最先进的性能竞争。", "多少倍")
+    assert not states_quantity("UniAudio 1) first tokenizes, 2) concatenates", "how many")
+    assert states_quantity("achieving up to 4.3× speedup", "多少倍")
+    # "最多快多少倍" holds the cue 多快, then 多少倍: a ratio, no noun counted.
+    assert counted_words("DistiLLM比近期的知识蒸馏方法最多快多少倍?") == []
+    speedup = "DistiLLM achieves up to 4.3× speedup compared to recent KD methods."
+    asked = analyse("DistiLLM比近期的知识蒸馏方法最多快多少倍?")
+    assert unmet_requirement(asked, [speedup], [speedup]) is None

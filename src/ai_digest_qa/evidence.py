@@ -73,6 +73,8 @@ class Lexicon:
     not_wh: tuple[str, ...]
     choice_cues: tuple[str, ...]
     quote_denials: tuple[str, ...]
+    result_verbs: frozenset[str]
+    not_metrics: frozenset[str]
 
 
 @lru_cache(maxsize=1)
@@ -87,6 +89,8 @@ def lexicon() -> Lexicon:
         metadata_fields={k: tuple(v) for k, v in data["metadata_fields"].items()},
         number_cues=tuple(data["number_cues"]),
         not_number_cues=tuple(data["not_number_cues"]),
+        result_verbs=frozenset(data["result_verbs"]),
+        not_metrics=frozenset(data["not_metrics"]),
         author_citation=_author_citation(data["author_citation_words"]),
         number_words=frozenset(data["number_words"]),
         answer_types={name: AnswerType(tuple(t["cues"]), re.compile(t["pattern"], re.I),
@@ -235,6 +239,8 @@ class QuestionProfile:
     counted: tuple[TermGroup, ...] = ()  # what "how many" counts ("parameters", "论文")
     measure: str | None = None  # its Chinese measure word ("多少篇": 篇)
     preferred_type: str | None = None  # "institution": what answering sentences name
+    # The attribute or metric whose value is asked ("上下文窗口有多长", "What PQ does ...").
+    measured: tuple[TermGroup, ...] = ()
 
     def coverage(self, tokens: set[str], language: str | None = None) -> float:
         """Weighted share of the question's known terms present among ``tokens``.
@@ -330,7 +336,8 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
                       if any(_cue_in(cue, question) for cue in cues))
     words = lexicon()
     counting = _without_non_number_words(question)
-    wants_number = any(_cue_in(cue, counting) for cue in words.number_cues)
+    wants_number = any(_cue_in(cue, counting) for cue in words.number_cues) \
+        or bool(metric_asked(question))
     answer_type, preferred = (next((name for name, kind in words.answer_types.items()
                                     if kind.rank_only == rank_only
                                     and any(_cue_in(cue, question) for cue in kind.cues)),
@@ -339,9 +346,11 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
     words_counted, measure = _counted(question)
     counted = set(keyword_tokens(" ".join(words_counted)))
     counted_groups = tuple(g for g in groups if set(keyword_tokens(g.word)) & counted)
+    attributes = set(keyword_tokens(" ".join(_measured(question) + metric_asked(question))))
+    measured = tuple(g for g in groups if set(keyword_tokens(g.word)) & attributes)
     return QuestionProfile(question, language, tuple(constraints), tuple(groups), asked,
                            unknown, wants_number, answer_type, ordinals(question), compares,
-                           counted_groups, measure, preferred)
+                           counted_groups, measure, preferred, measured)
 
 
 _HOW_MANY = re.compile(r"(?<![a-z])how many\s+([^?,.;:!]*)", re.I)
@@ -384,9 +393,10 @@ def _counted(question: str) -> tuple[list[str], str | None]:
             measure = after[0]
         while after and (after[0] in measures or after[0] in "的了"):
             after = after[1:]
-        if after and CJK_CHAR.match(after[0]):
+        # A cue is not what it counts: "最多快多少倍" reads 多快, then 多少倍.
+        if after and CJK_CHAR.match(after[0]) and not _COUNT_CJK.search(after[0]):
             words.append(after[0])
-    return words + _measured(question), measure
+    return words + _measured(question) + metric_asked(question), measure
 
 
 # "上下文窗口有多长", "接受率是多少": the attribute measured is the Chinese run before the
@@ -396,6 +406,30 @@ _MEASURED_EN = re.compile(
     r"(?<![a-z])how (?:long|large|big|fast|high|wide|far) (?:is|are|was|were) "
     r"(?:the |its |their |a )?((?:[a-z]+ ){0,2}[a-z]+)"
     r"(?= of| for| in| on| at| with|\s*[?.]|$)", re.I)
+
+
+# "What top-1 accuracy does Vim reach?": the words between "what" and the auxiliary name
+# the metric, and a result verb (data/evidence.toml result_verbs) ends the subject.
+_METRIC_EN = (r"(?<![a-z])what\s+((?:[\w.+-]+\s+){{0,2}}[\w.+-]+)\s+(?:does|do|did|can|could)"
+              r"\s+(?:\S+\s+){{0,5}}?(?:{verbs})(?![a-z])")
+# "Transformer在WMT 2014英德翻译上的BLEU是多少?": a Latin metric right before 是多少.
+_METRIC_CJK = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z][A-Za-z0-9-]*)\s*(?:是多少|为多少)")
+
+
+@lru_cache(maxsize=1)
+def _metric_en() -> re.Pattern[str]:
+    verbs = "|".join(sorted(map(re.escape, lexicon().result_verbs), key=len, reverse=True))
+    return re.compile(_METRIC_EN.format(verbs=verbs), re.I)
+
+
+def metric_asked(question: str) -> list[str]:
+    """The metric a question asks the value of: "What PQ does Mask DINO get on ADE20K?"
+    (PQ), "DINO在COCO上的AP是多少?" (AP); empty for "What does Mamba achieve?" and
+    "What results does it reach?" (no metric named)."""
+    skip = lexicon().not_metrics | lexicon().question_words
+    found = [w for match in _metric_en().finditer(question) for w in match.group(1).split()
+             if w.lower() not in skip]
+    return found + [m.group(1) for m in _METRIC_CJK.finditer(question)]
 
 
 def _measured(question: str) -> list[str]:
@@ -436,8 +470,6 @@ def ordinals(text: str) -> frozenset[int]:
 def _counts(profile: QuestionProfile, quote: str) -> bool:
     """Whether ``quote`` states a quantity of what the question counts, or cannot say
     (the counted word has no form in the quote's language)."""
-    tokens = set(keyword_tokens(quote))
-    text = normalise(quote)
     language = detect_language(quote)
     checkable = [g for g in profile.counted
                  if language == profile.language or language in g.known_in]
@@ -448,10 +480,29 @@ def _counts(profile: QuestionProfile, quote: str) -> bool:
     numeral = r"[\d一二两三四五六七八九十百千万亿]\s*"
     if profile.measure and re.search(numeral + re.escape(profile.measure), quote):
         return True
-    # Chinese as a substring: "多少分" is answered by "得分54", one jieba word.
-    return states_quantity(quote, profile.question) and any(
-        (t in text) if CJK_CHAR.search(t) else (t in tokens)
-        for g in checkable for t in g.tokens)
+    return any(_quantity_near(quote, t, profile.question) for g in checkable for t in g.tokens)
+
+
+# How near an amount stands to what it counts: at most two words between ("BLEU score
+# of 41.8", "165K hours", "MultiNLI accuracy to 86.7%"), or six characters in Chinese
+# ("具有 10 亿个参数"). Farther, the amount counts something else: "all 3 image quality
+# metrics PSNR, SSIM, LPIPS" gives no SSIM.
+NEAR_WORDS = 3
+NEAR_CHARS = 6
+_QUOTE_WORD = re.compile(r"[A-Za-z0-9][\w.%+×$-]*")
+
+
+def _quantity_near(quote: str, token: str, question: str) -> bool:
+    """Whether ``quote`` states an amount near a word of ``token`` (a keyword token)."""
+    text = normalise(quote)
+    if CJK_CHAR.search(token):  # a substring: "多少分" is answered by "得分54", one word
+        return any(states_quantity(text[max(0, m.start() - NEAR_CHARS):m.end() + NEAR_CHARS],
+                                   question)
+                   for m in re.finditer(re.escape(token), text))
+    words = [m.group(0) for m in _QUOTE_WORD.finditer(text)]
+    return any(states_quantity(" ".join(words[max(0, i - NEAR_WORDS):i + NEAR_WORDS + 1]),
+                               question)
+               for i, word in enumerate(words) if token in keyword_tokens(word))
 
 
 def states_answer_type(profile: QuestionProfile, text: str) -> bool:
@@ -475,6 +526,10 @@ def unmet_requirement(profile: QuestionProfile, quotes: Sequence[str],
         return missing
     if profile.answer_type is None and profile.wants_number and profile.counted \
             and not any(_counts(profile, q) for q in quotes):
+        return "count"
+    # A metric the index never mentions, in either language, is stated nowhere in it
+    # ("Hyena在WikiText103上的困惑度是多少?": no abstract reports a perplexity).
+    if profile.wants_number and any(not g.known_in for g in profile.measured):
         return "count"
     if (profile.wants_number or profile.answer_type is not None) and quotes and all(
             _amounts_bound_elsewhere(profile, q) for q in quotes):
@@ -596,10 +651,15 @@ _SIZE_IN_NAME = re.compile(r"(?<![\w.-])[A-Za-z][\w.]*(?:-[\w.]+)*-\d+(?:\.\d+)?
                            re.I)
 
 
+_ENUMERATOR = re.compile(r"(?:^|(?<=[\s:：;；,，]))[(（]?\d{1,2}[)）、](?!\d)")
+
+
 def states_quantity(sentence: str, question: str) -> bool:
     """Whether ``sentence`` holds a number the question does not already give."""
-    # Digits of names ("GPT-3", "Llama 2", "H100") count no quantity; "128k", "7B" do.
+    # Digits of names ("GPT-3", "Llama 2", "H100") count no quantity; "128k", "7B" do;
+    # nor do a list's item numbers ("3、先进的性能", "1) first tokenizes").
     sentence = _NAME_DIGITS.sub(" ", _SIZE_IN_NAME.sub(" ", sentence))
+    sentence = _ENUMERATOR.sub(" ", sentence)
     given = set(re.findall(r"\d+(?:\.\d+)?", normalise(question)))
     found = set(re.findall(r"\d+(?:\.\d+)?", normalise(sentence)))
     words = set(re.findall(r"[a-z]+", sentence.lower()))
