@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from ai_digest_qa.evidence import (
     about_the_subject,
+    amounts_of_other_clauses,
     analyse,
     answer_lacks,
     candidate_sentences,
@@ -513,3 +514,62 @@ def test_list_numbers_and_cues_are_no_amounts_and_no_counted_words():
     speedup = "DistiLLM achieves up to 4.3× speedup compared to recent KD methods."
     asked = analyse("DistiLLM比近期的知识蒸馏方法最多快多少倍?")
     assert unmet_requirement(asked, [speedup], [speedup]) is None
+
+
+def test_an_answer_taking_another_clauses_amount_is_caught():
+    uvit = ("In particular, latent diffusion models with U-ViT achieve record-breaking FID "
+            "scores of 2.29 in class-conditional image generation on ImageNet 256x256, and "
+            "5.48 in text-to-image generation on MS-COCO.")
+    asked = "U-ViT在ImageNet 256x256类条件生成上的FID是多少?"
+    assert amounts_of_other_clauses("5.48 [1]", [uvit], asked) == ["5.48"]
+    assert amounts_of_other_clauses("FID 2.29 [1]", [uvit], asked) == []
+    assert amounts_of_other_clauses("5.48 [1]", [uvit],
+                                    "What FID does U-ViT reach on MS-COCO?") == []
+    # One clause, or a sentence whose subject binds every clause, is not checked.
+    assert amounts_of_other_clauses("1.2M [1]", ["LLaMA-Adapter introduces 1.2M parameters, "
+                                                 "and costs one hour on 8 A100 GPUs."],
+                                    "How many parameters does LLaMA-Adapter add?") == []
+
+
+def test_a_bare_number_is_checked_against_whole_glossary_translations():
+    # 英德 is "English-to-German": "English" alone, in the English-to-French sentence,
+    # does not make 41.8 the English-German score.
+    quotes = ["Our model achieves 28.4 BLEU on the WMT 2014 English-to-German translation "
+              "task.", "On the WMT 2014 English-to-French translation task, our model "
+              "establishes a new single-model state-of-the-art BLEU score of 41.8."]
+    asked = "Transformer在WMT 2014英德翻译任务上的BLEU是多少?"
+    assert misbound_numbers("41.8 [1]", quotes, asked) == ["41.8"]
+    assert misbound_numbers("28.4 [1]", quotes, asked) == []
+
+
+def test_a_margin_is_no_value():
+    vit = ("Compared to MobileViT-XXS, EfficientViT-M2 achieves 1.8% superior accuracy, "
+           "while running 5.8x faster on the GPU.")
+    assert unmet_requirement(analyse("EfficientViT-M2的top-1准确率是多少?"), [vit], [vit]) \
+        == "count"
+    # Asked by how much, the margin is the answer.
+    assert unmet_requirement(analyse("EfficientViT-M2的准确率比MobileViT-XXS高出多少?"),
+                             [vit], [vit]) is None
+    stated = "EfficientViT-M2 reaches 70.8% top-1 accuracy on ImageNet."
+    assert unmet_requirement(analyse("EfficientViT-M2的top-1准确率是多少?"), [stated],
+                             [stated]) is None
+
+
+def test_a_metric_in_plain_words_may_be_paraphrased_a_named_one_not():
+    gs = "It allows real-time (>= 30 fps) novel-view synthesis at 1080p resolution."
+    asked = analyse("What frame rate does 3D Gaussian Splatting reach at 1080p?")
+    assert asked.wants_number and unmet_requirement(asked, [gs], [gs]) is None
+    four = "4D-GS achieves real-time rendering, 82 FPS at an 800x800 resolution."
+    psnr = analyse("What PSNR does 4D Gaussian Splatting reach?")
+    assert unmet_requirement(psnr, [four], [four]) == "count"
+    # An amount glued to its metric ("51.3AP") stands by it.
+    dino = "DINO achieves 49.4AP in 12 epochs and 51.3AP in 24 epochs on COCO."
+    ap = analyse("What COCO AP does DINO get after 24 training epochs?")
+    assert unmet_requirement(ap, [dino], [dino]) is None
+
+
+def test_a_bare_number_in_a_question_is_found_beside_a_unit():
+    vim = Text("For example, Vim is 2.8× faster than DeiT and saves 86.8% GPU memory.",
+               title="Vision Mamba", language="en")
+    asked = analyse("Which vision transformer is Vim reported to be 2.8 times faster than?")
+    assert [e.sentence.text for e in candidate_sentences(asked, [vim])] == [vim.text]

@@ -75,6 +75,7 @@ class Lexicon:
     quote_denials: tuple[str, ...]
     result_verbs: frozenset[str]
     not_metrics: frozenset[str]
+    difference_cues: tuple[str, ...]
 
 
 @lru_cache(maxsize=1)
@@ -91,6 +92,7 @@ def lexicon() -> Lexicon:
         not_number_cues=tuple(data["not_number_cues"]),
         result_verbs=frozenset(data["result_verbs"]),
         not_metrics=frozenset(data["not_metrics"]),
+        difference_cues=tuple(data["difference_cues"]),
         author_citation=_author_citation(data["author_citation_words"]),
         number_words=frozenset(data["number_words"]),
         answer_types={name: AnswerType(tuple(t["cues"]), re.compile(t["pattern"], re.I),
@@ -318,7 +320,9 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
     language = detect_language(question)
     names = latin_names(question)
     named = " ".join(names)
-    constraints = [_constraint(n, "latin") for n in dict.fromkeys(names)]
+    # A bare number read as a name ("2.8 times") is matched as a number: "2.8×" holds it.
+    constraints = [_constraint(n, "number" if re.fullmatch(r"\d+(?:[.,]\d+)*", n) else "latin")
+                   for n in dict.fromkeys(names)]
     constraints += [_constraint(n, "number") for n in dict.fromkeys(numbers(question))
                     if n not in named]
     # jieba's Chinese names stay terms, not constraints: its tagger also marks ordinary
@@ -396,7 +400,11 @@ def _counted(question: str) -> tuple[list[str], str | None]:
         # A cue is not what it counts: "最多快多少倍" reads 多快, then 多少倍.
         if after and CJK_CHAR.match(after[0]) and not _COUNT_CJK.search(after[0]):
             words.append(after[0])
-    return words + _measured(question) + metric_asked(question), measure
+    # A metric written as a name ("PSNR", "top-1", "MT-Bench") must stand by the amount;
+    # one in plain words ("frame rate") may be paraphrased ("30 fps"), and only makes the
+    # question ask for a number.
+    named = [w for w in metric_asked(question) if any(c.isupper() or c.isdigit() for c in w)]
+    return words + _measured(question) + named, measure
 
 
 # "上下文窗口有多长", "接受率是多少": the attribute measured is the Chinese run before the
@@ -480,7 +488,7 @@ def _counts(profile: QuestionProfile, quote: str) -> bool:
     numeral = r"[\d一二两三四五六七八九十百千万亿]\s*"
     if profile.measure and re.search(numeral + re.escape(profile.measure), quote):
         return True
-    return any(_quantity_near(quote, t, profile.question) for g in checkable for t in g.tokens)
+    return any(_quantity_near(quote, t, profile) for g in checkable for t in g.tokens)
 
 
 # How near an amount stands to what it counts: at most two words between ("BLEU score
@@ -492,14 +500,42 @@ NEAR_CHARS = 6
 _QUOTE_WORD = re.compile(r"[A-Za-z0-9][\w.%+×$-]*")
 
 
-def _quantity_near(quote: str, token: str, question: str) -> bool:
-    """Whether ``quote`` states an amount near a word of ``token`` (a keyword token)."""
-    text = normalise(quote)
+# An amount given as a margin: "by over 2", "+6.0", "1.8% superior", "提高了 5".
+_MARGIN = re.compile(
+    r"\bby\s+(?:over\s+|more than\s+|up to\s+|about\s+|nearly\s+)?\+?\d[\d.,]*%?"
+    r"|(?<![\w.])\+\d[\d.,]*%?"
+    r"|\d[\d.,]*\s*%?\s*(?:points?\s+)?(?:superior|higher|better|more|lower|less|faster"
+    r"|absolute improvement|improvement|gain)\b"
+    r"|(?:提高|提升|高出|多出|增加)了?\s*\d[\d.,]*%?")
+
+
+def _quantity_near(quote: str, token: str, profile: QuestionProfile) -> bool:
+    """Whether ``quote`` states an amount near a word of ``token`` (a keyword token); a
+    margin counts only when the question asks for a difference. The question's other
+    names do not count in the distance: "scored Llama 2 at 54" gives Llama 2's score."""
+    question = profile.question
+    # "51.3AP" is an amount and its metric: apart, the metric is a word of its own.
+    text = re.sub(r"(\d)([a-z]{2,})", r"\1 \2", normalise(quote))
+    if not any(_cue_in(cue, question) for cue in lexicon().difference_cues):
+        text = _MARGIN.sub(" ", text)
+    for name in names_of(profile):
+        if token not in keyword_tokens(name.text):
+            for pattern in name.patterns:
+                text = pattern.sub(" ", text)
+    # Within its clause: in "1.8% superior accuracy, while running 5.8x faster" the
+    # 5.8x is a speed.
+    return any(_near_in_clause(clause, token, question) for clause in _NEAR_CLAUSE.split(text))
+
+
+_NEAR_CLAUSE = re.compile(r"[,;，；。()（）]|\bwhile\b|\bwhereas\b")
+
+
+def _near_in_clause(clause: str, token: str, question: str) -> bool:
     if CJK_CHAR.search(token):  # a substring: "多少分" is answered by "得分54", one word
-        return any(states_quantity(text[max(0, m.start() - NEAR_CHARS):m.end() + NEAR_CHARS],
-                                   question)
-                   for m in re.finditer(re.escape(token), text))
-    words = [m.group(0) for m in _QUOTE_WORD.finditer(text)]
+        return any(states_quantity(
+            clause[max(0, m.start() - NEAR_CHARS):m.end() + NEAR_CHARS], question)
+            for m in re.finditer(re.escape(token), clause))
+    words = [m.group(0) for m in _QUOTE_WORD.finditer(clause)]
     return any(states_quantity(" ".join(words[max(0, i - NEAR_WORDS):i + NEAR_WORDS + 1]),
                                question)
                for i, word in enumerate(words) if token in keyword_tokens(word))
@@ -565,6 +601,14 @@ def _amounts_bound_elsewhere(profile: QuestionProfile, quote: str) -> bool:
     bind every clause and are not asked of each. (So a list whose first result names its
     qualifier before the amount, "pushing MultiNLI accuracy to 86.7%, ...", is taken for
     one about MultiNLI throughout.)"""
+    binding = _clause_binding(profile, quote)
+    return bool(binding) and all(elsewhere for _, elsewhere in binding)
+
+
+def _clause_binding(profile: QuestionProfile, quote: str) -> list[tuple[str, bool]]:
+    """The clauses of ``quote`` stating an amount of something named, each with whether
+    it is claimed elsewhere (see :func:`_amounts_bound_elsewhere`); empty when fewer
+    than two clauses state one, or the question names nothing."""
     # A metric written "mIoU" is a name here too: it is what one clause's amount measures.
     names = names_of(profile) + [_constraint(w, "latin") for w in _mixed_case(profile.question)]
     clauses = [c for c in _RESULT_CLAUSE.split(quote) if c.strip()]
@@ -573,7 +617,7 @@ def _amounts_bound_elsewhere(profile: QuestionProfile, quote: str) -> bool:
     stating = [i for i, c in enumerate(clauses)
                if states_quantity(c, profile.question) and _clause_names(c)]
     if not names or len(stating) < 2:
-        return False
+        return []
     first = clauses[stating[0]]
     amount = re.search(r"\d", _NAME_DIGITS.sub(lambda m: "x" * len(m.group(0)), first))
     subject = " ".join(clauses[:stating[0]]) + " " + first[:amount.start() if amount else 0]
@@ -583,7 +627,24 @@ def _amounts_bound_elsewhere(profile: QuestionProfile, quote: str) -> bool:
                    and any(not missing_in([n], clauses[j]) for j in stating if j != i)
                    for n in names)
 
-    return all(claimed_elsewhere(i) for i in stating)
+    return [(clauses[i], claimed_elsewhere(i)) for i in stating]
+
+
+def amounts_of_other_clauses(text: str, quotes: Sequence[str], question: str) -> list[str]:
+    """The answer's amounts that the quotes state only in clauses bound elsewhere:
+    asked U-ViT's FID on ImageNet, "5.48" comes from "(2.29 ... on ImageNet 256x256),
+    and 5.48 ... on MS-COCO"; the clause of 5.48 lacks ImageNet, which 2.29's holds."""
+    profile = analyse(question)
+    binding = [b for quote in quotes for b in _clause_binding(profile, quote)]
+    given = number_values(question)
+    wrong = []
+    for match in _SCALED.finditer(normalise(re.sub(r"\[\d{1,2}\]", " ", text))):
+        value = _value(match)
+        holding = [elsewhere for clause, elsewhere in binding
+                   if value in number_values(clause)]
+        if value not in given and holding and all(holding):
+            wrong.append(match.group(0).strip())
+    return list(dict.fromkeys(wrong))
 
 
 def _mixed_case(text: str) -> list[str]:
@@ -1174,9 +1235,15 @@ def misbound_numbers(text: str, quotes: Sequence[str], question: str) -> list[st
         value = _value(match)
         if value in given:
             continue
-        near = _near_terms(normalise(text), match.start(), match.end())
-        if not near:  # a bare "48 [1]" answers the question: its words are the number's
-            near = [set(g.tokens) for g in analyse(question).groups]
+        # Each word near the number, as the forms that stand for it: any one of its
+        # tokens; for a bare "48 [1]", which answers the question, the question's terms,
+        # a glossary term by a whole translation (英德: "English" and "German" together).
+        near: list[tuple[frozenset[str], ...]] = [
+            tuple(frozenset({t}) for t in tokens)
+            for tokens in _near_terms(normalise(text), match.start(), match.end())]
+        if not near:
+            near = [g.forms or tuple(frozenset({t}) for t in g.tokens)
+                    for g in analyse(question).groups]
         own = [terms for values, terms in numbered if value in values]
         others = [terms for values, terms in numbered if value not in values]
         if not own or not near:
@@ -1185,9 +1252,13 @@ def misbound_numbers(text: str, quotes: Sequence[str], question: str) -> list[st
         elsewhere = set().union(*others) if others else set()
         # Only words that tell the clauses apart count: one found with this number and
         # with others ("papers") says nothing.
-        if any(group & elsewhere and not group & own_terms for group in near):
+        if any(_held(forms, elsewhere) and not _held(forms, own_terms) for forms in near):
             problems.append(match.group(0).strip())
     return list(dict.fromkeys(problems))
+
+
+def _held(forms: Sequence[frozenset[str]], terms: set[str]) -> bool:
+    return any(form <= terms for form in forms)
 
 
 def unsupported_denial(text: str, quotes: Sequence[str]) -> bool:
