@@ -170,6 +170,13 @@ class Constraint:
         return any(p.search(normalised_text) for p in self.patterns)
 
 
+def _bare_number(term: str) -> Constraint:
+    """A bare number read as a name ("2.8 times", "phi-1.5"'s 1.5): as a name, no letter
+    may follow it, but "2.8×" (normalised "2.8x") holds it."""
+    return Constraint(term, (re.compile(
+        rf"(?<![a-z0-9.]){re.escape(normalise(term))}(?![a-wyz0-9]|\.\d)"),))
+
+
 def _constraint(term: str, kind: str) -> Constraint:
     glossary = default_glossary()
     if kind == "number":
@@ -320,9 +327,8 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
     language = detect_language(question)
     names = latin_names(question)
     named = " ".join(names)
-    # A bare number read as a name ("2.8 times") is matched as a number: "2.8×" holds it.
-    constraints = [_constraint(n, "number" if re.fullmatch(r"\d+(?:[.,]\d+)*", n) else "latin")
-                   for n in dict.fromkeys(names)]
+    constraints = [_bare_number(n) if re.fullmatch(r"\d+(?:[.,]\d+)*", n)
+                   else _constraint(n, "latin") for n in dict.fromkeys(names)]
     constraints += [_constraint(n, "number") for n in dict.fromkeys(numbers(question))
                     if n not in named]
     # jieba's Chinese names stay terms, not constraints: its tagger also marks ordinary
