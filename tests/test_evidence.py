@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 from ai_digest_qa.evidence import (
     about_the_subject,
-    amounts_of_other_clauses,
     analyse,
     answer_lacks,
     candidate_sentences,
@@ -521,14 +520,13 @@ def test_an_answer_taking_another_clauses_amount_is_caught():
             "scores of 2.29 in class-conditional image generation on ImageNet 256x256, and "
             "5.48 in text-to-image generation on MS-COCO.")
     asked = "U-ViT在ImageNet 256x256类条件生成上的FID是多少?"
-    assert amounts_of_other_clauses("5.48 [1]", [uvit], asked) == ["5.48"]
-    assert amounts_of_other_clauses("FID 2.29 [1]", [uvit], asked) == []
-    assert amounts_of_other_clauses("5.48 [1]", [uvit],
-                                    "What FID does U-ViT reach on MS-COCO?") == []
+    assert misbound_numbers("5.48 [1]", [uvit], asked) == ["5.48"]
+    assert misbound_numbers("FID 2.29 [1]", [uvit], asked) == []
+    assert misbound_numbers("5.48 [1]", [uvit], "What FID does U-ViT reach on MS-COCO?") == []
     # One clause, or a sentence whose subject binds every clause, is not checked.
-    assert amounts_of_other_clauses("1.2M [1]", ["LLaMA-Adapter introduces 1.2M parameters, "
-                                                 "and costs one hour on 8 A100 GPUs."],
-                                    "How many parameters does LLaMA-Adapter add?") == []
+    assert misbound_numbers("1.2M [1]", ["LLaMA-Adapter introduces 1.2M parameters, "
+                                         "and costs one hour on 8 A100 GPUs."],
+                            "How many parameters does LLaMA-Adapter add?") == []
 
 
 def test_a_bare_number_is_checked_against_whole_glossary_translations():

@@ -39,7 +39,6 @@ from .evidence import (
     Evidence,
     QuestionProfile,
     about_the_subject,
-    amounts_of_other_clauses,
     analyse,
     answer_lacks,
     choose_evidence,
@@ -552,8 +551,7 @@ class Answerer:
             if problems:
                 return text, (f"not found in the cited sources: {', '.join(problems)}" if en
                               else f"引用的资料中没有:{'、'.join(problems)}")
-            misbound = misbound_numbers(content, quotes, turn.standalone) or \
-                amounts_of_other_clauses(content, quotes, turn.standalone)
+            misbound = misbound_numbers(content, quotes, turn.standalone)
             if misbound:
                 return text, (f"the sources give {', '.join(misbound)} for something else"
                               if en else f"资料中的{'、'.join(misbound)}说的是别的")

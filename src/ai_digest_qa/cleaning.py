@@ -255,8 +255,7 @@ def plain_tex(text: str) -> str:
         previous = text
         text = _TEX_TEXT_COMMAND.sub(lambda m: m.group(1), text)
     text = _TEX_MATH.sub(lambda m: _tex_math(m.group(1) or m.group(2)), text)
-    text = text.replace("``", '"').replace("\'\'", '"')
-    return re.sub(r"\\%", "%", text)
+    return text.replace("``", '"').replace("''", '"').replace("\\%", "%")
 
 
 def _tex_math(tex: str) -> str:

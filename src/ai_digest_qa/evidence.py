@@ -346,17 +346,17 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
                       if any(_cue_in(cue, question) for cue in cues))
     words = lexicon()
     counting = _without_non_number_words(question)
-    wants_number = any(_cue_in(cue, counting) for cue in words.number_cues) \
-        or bool(metric_asked(question))
+    metrics = metric_asked(question)
+    wants_number = any(_cue_in(cue, counting) for cue in words.number_cues) or bool(metrics)
     answer_type, preferred = (next((name for name, kind in words.answer_types.items()
                                     if kind.rank_only == rank_only
                                     and any(_cue_in(cue, question) for cue in kind.cues)),
                                    None) for rank_only in (False, True))
     compares = any(_cue_in(cue, question) for cue in words.comparison_cues)
-    words_counted, measure = _counted(question)
+    words_counted, measure = _counted(question, metrics)
     counted = set(keyword_tokens(" ".join(words_counted)))
     counted_groups = tuple(g for g in groups if set(keyword_tokens(g.word)) & counted)
-    attributes = set(keyword_tokens(" ".join(_measured(question) + metric_asked(question))))
+    attributes = set(keyword_tokens(" ".join(_measured(question) + metrics)))
     measured = tuple(g for g in groups if set(keyword_tokens(g.word)) & attributes)
     return QuestionProfile(question, language, tuple(constraints), tuple(groups), asked,
                            unknown, wants_number, answer_type, ordinals(question), compares,
@@ -379,11 +379,12 @@ def counted_words(question: str) -> list[str]:
     """The words naming what a "how many" / "多少" question counts: up to three words
     after "how many" before a verb or name ("how many learnable parameters does"), or
     the word after 多少/几 and its measure word ("多少篇论文": 论文)."""
-    return _counted(question)[0]
+    return _counted(question, metric_asked(question))[0]
 
 
-def _counted(question: str) -> tuple[list[str], str | None]:
-    """:func:`counted_words` and the Chinese measure word before them ("多少篇": 篇)."""
+def _counted(question: str, metrics: list[str]) -> tuple[list[str], str | None]:
+    """:func:`counted_words` and the Chinese measure word before them ("多少篇": 篇);
+    ``metrics`` are the question's :func:`metric_asked`."""
     words: list[str] = []
     stop = lexicon().question_words
     for match in _HOW_MANY.finditer(question):
@@ -409,7 +410,7 @@ def _counted(question: str) -> tuple[list[str], str | None]:
     # A metric written as a name ("PSNR", "top-1", "MT-Bench") must stand by the amount;
     # one in plain words ("frame rate") may be paraphrased ("30 fps"), and only makes the
     # question ask for a number.
-    named = [w for w in metric_asked(question) if any(c.isupper() or c.isdigit() for c in w)]
+    named = [w for w in metrics if any(c.isupper() or c.isdigit() for c in w)]
     return words + _measured(question) + named, measure
 
 
@@ -494,7 +495,11 @@ def _counts(profile: QuestionProfile, quote: str) -> bool:
     numeral = r"[\d一二两三四五六七八九十百千万亿]\s*"
     if profile.measure and re.search(numeral + re.escape(profile.measure), quote):
         return True
-    return any(_quantity_near(quote, t, profile) for g in checkable for t in g.tokens)
+    # "51.3AP" is an amount and its metric: apart, the metric is a word of its own.
+    text = re.sub(r"(\d)([a-z]{2,})", r"\1 \2", normalise(quote))
+    if not any(_cue_in(cue, profile.question) for cue in lexicon().difference_cues):
+        text = _MARGIN.sub(" ", text)  # a margin is the answer only to "by how much"
+    return any(_quantity_near(text, t, profile) for g in checkable for t in g.tokens)
 
 
 # How near an amount stands to what it counts: at most two words between ("BLEU score
@@ -515,22 +520,18 @@ _MARGIN = re.compile(
     r"|(?:提高|提升|高出|多出|增加)了?\s*\d[\d.,]*%?")
 
 
-def _quantity_near(quote: str, token: str, profile: QuestionProfile) -> bool:
-    """Whether ``quote`` states an amount near a word of ``token`` (a keyword token); a
-    margin counts only when the question asks for a difference. The question's other
-    names do not count in the distance: "scored Llama 2 at 54" gives Llama 2's score."""
-    question = profile.question
-    # "51.3AP" is an amount and its metric: apart, the metric is a word of its own.
-    text = re.sub(r"(\d)([a-z]{2,})", r"\1 \2", normalise(quote))
-    if not any(_cue_in(cue, question) for cue in lexicon().difference_cues):
-        text = _MARGIN.sub(" ", text)
+def _quantity_near(text: str, token: str, profile: QuestionProfile) -> bool:
+    """Whether ``text`` (a normalised quote) states an amount near a word of ``token`` (a
+    keyword token). The question's other names do not count in the distance: "scored
+    Llama 2 at 54" gives Llama 2's score."""
     for name in names_of(profile):
         if token not in keyword_tokens(name.text):
             for pattern in name.patterns:
                 text = pattern.sub(" ", text)
     # Within its clause: in "1.8% superior accuracy, while running 5.8x faster" the
     # 5.8x is a speed.
-    return any(_near_in_clause(clause, token, question) for clause in _NEAR_CLAUSE.split(text))
+    return any(_near_in_clause(clause, token, profile.question)
+               for clause in _NEAR_CLAUSE.split(text))
 
 
 _NEAR_CLAUSE = re.compile(r"[,;，；。()（）]|\bwhile\b|\bwhereas\b")
@@ -636,21 +637,11 @@ def _clause_binding(profile: QuestionProfile, quote: str) -> list[tuple[str, boo
     return [(clauses[i], claimed_elsewhere(i)) for i in stating]
 
 
-def amounts_of_other_clauses(text: str, quotes: Sequence[str], question: str) -> list[str]:
-    """The answer's amounts that the quotes state only in clauses bound elsewhere:
-    asked U-ViT's FID on ImageNet, "5.48" comes from "(2.29 ... on ImageNet 256x256),
-    and 5.48 ... on MS-COCO"; the clause of 5.48 lacks ImageNet, which 2.29's holds."""
-    profile = analyse(question)
-    binding = [b for quote in quotes for b in _clause_binding(profile, quote)]
-    given = number_values(question)
-    wrong = []
-    for match in _SCALED.finditer(normalise(re.sub(r"\[\d{1,2}\]", " ", text))):
-        value = _value(match)
-        holding = [elsewhere for clause, elsewhere in binding
-                   if value in number_values(clause)]
-        if value not in given and holding and all(holding):
-            wrong.append(match.group(0).strip())
-    return list(dict.fromkeys(wrong))
+def _bound_elsewhere(value: float, binding: Sequence[tuple[str, bool]]) -> bool:
+    """Whether the quotes state ``value`` only in clauses bound to another name (see
+    :func:`_clause_binding`)."""
+    holding = [elsewhere for clause, elsewhere in binding if value in number_values(clause)]
+    return bool(holding) and all(holding)
 
 
 def _mixed_case(text: str) -> list[str]:
@@ -1236,10 +1227,19 @@ def misbound_numbers(text: str, quotes: Sequence[str], question: str) -> list[st
     """
     numbered = [clause for quote in quotes for clause in _numbered_clauses(quote)]
     given = number_values(question)
+    profile = analyse(question)
+    # Where a quote lists results clause by clause, an amount whose every clause lacks a
+    # name of the question that another clause holds is said of something else: asked
+    # U-ViT's FID on ImageNet, "5.48" is MS-COCO's in "(2.29 ... on ImageNet 256x256),
+    # and 5.48 ... on MS-COCO".
+    binding = [b for quote in quotes for b in _clause_binding(profile, quote)]
     problems = []
     for match in _SCALED.finditer(normalise(text)):
         value = _value(match)
         if value in given:
+            continue
+        if _bound_elsewhere(value, binding):
+            problems.append(match.group(0).strip())
             continue
         # Each word near the number, as the forms that stand for it: any one of its
         # tokens; for a bare "48 [1]", which answers the question, the question's terms,
@@ -1249,7 +1249,7 @@ def misbound_numbers(text: str, quotes: Sequence[str], question: str) -> list[st
             for tokens in _near_terms(normalise(text), match.start(), match.end())]
         if not near:
             near = [g.forms or tuple(frozenset({t}) for t in g.tokens)
-                    for g in analyse(question).groups]
+                    for g in profile.groups]
         own = [terms for values, terms in numbered if value in values]
         others = [terms for values, terms in numbered if value not in values]
         if not own or not near:
