@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .answerability import RelevanceModel, Signals, default_model
+from .bridge import TermBridge
 from .chunking import split_sentences
 from .config import Config
 from .embeddings import Embedder
@@ -285,6 +286,8 @@ class Answerer:
         self.llm = llm
         self.llm_unavailable = llm_unavailable
         self.relevance = relevance or default_model()
+        self.bridge = TermBridge(embedder, config.model_cache_dir.parent / "term-bridge") \
+            if config.term_bridge else None
 
     def stream(self, question: str, history: History | None = None, top_k: int | None = None,
                cancel: threading.Event | None = None) -> Iterator[str | Retrieval | Answer]:
@@ -390,6 +393,8 @@ class Answerer:
         if self.config.answer_strategy == "passages":
             return None
         profile = analyse(turn.standalone, self.store)
+        if self.bridge is not None:
+            profile = self.bridge.run(profile, turn.passages)
         turn.profile = profile
         turn.evidence = choose_evidence(profile, turn.passages, self.embedder,
                                         self.config.evidence_sentences)

@@ -159,6 +159,9 @@ class Config:
     # model reads the whole top passages (the earlier default, kept for comparison).
     answer_strategy: str = "evidence"
     evidence_sentences: int = 3  # quotes the model is given (evidence strategy)
+    # Translate the question's words the glossary lacks by the embedder, among the words
+    # of passages in the other language (bridge.py), when choosing the quotes.
+    term_bridge: bool = True
     answer_retries: int = 1  # another try, with a stricter prompt, before falling back
     # A question in its sources' own language is answered by "quote": the chosen
     # sentences themselves, once the model has judged that they answer (its first few

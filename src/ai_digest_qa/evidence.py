@@ -971,6 +971,7 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
         if missing_in(binding, passage.text + " " + frame):
             continue
         parts = sentences(passage.text)
+        record = f"{passage.text} {frame}"
         for position, sentence in enumerate(parts):
             if not _may_answer(sentence, profile):
                 continue
@@ -985,7 +986,13 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
             mass = (2 * profile.coverage(own) + profile.coverage(around)) / 3
             coverage = (2 * profile.coverage(own, passage.language)
                         + profile.coverage(around, passage.language)) / 3
-            if sentence.field:  # "Authors: ..." answers with its record's title around it
+            if sentence.field and names and len(missing_in(names, record)) == len(names):
+                continue  # the authors of another paper than the one named
+            if sentence.field:
+                # A field line describes its whole record ("Venue: NeurIPS 2023." is the
+                # venue of the paper the abstract is about), and it answers the words
+                # that ask for its field ("在哪个会议发表").
+                around = _field_tokens(sentence.field, record)
                 mass = profile.coverage(around)
                 coverage = profile.coverage(around, passage.language)
             context = None
@@ -999,13 +1006,22 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
             elif profile.wants_number:
                 fit = QUANTITY_FIT if states_quantity(sentence.text, profile.question) \
                     else -QUANTITY_FIT
+            elif sentence.field:  # a field the question asks for: the answer itself
+                fit = QUANTITY_FIT
             elif profile.preferred_type is not None:  # "which lab": a sentence naming one
                 pattern = lexicon().answer_types[profile.preferred_type].pattern
                 fit = QUANTITY_FIT if pattern.search(sentence.text) else -QUANTITY_FIT
             candidates.append(Evidence(index, sentence, mass, coverage, 0.0, context, fit,
                                        continuation,
-                                       named=len(names) - len(missing_in(names, window))))
+                                       named=len(names) - len(missing_in(
+                                           names, record if sentence.field else window))))
     return candidates
+
+
+def _field_tokens(field: str, record: str) -> set[str]:
+    """The tokens a field line of ``record`` covers: the record's and its field's cues."""
+    cues = " ".join(lexicon().metadata_fields.get(field, ()))
+    return set(keyword_tokens(f"{record} {cues}"))
 
 
 def _binding(profile: QuestionProfile) -> list[Constraint]:

@@ -78,8 +78,13 @@ def parse_glossary(text: str) -> Glossary:
 
 @lru_cache(maxsize=1)
 def default_glossary() -> Glossary:
-    text = resources.files("ai_digest_qa").joinpath("data/glossary.tsv").read_text("utf-8")
-    return parse_glossary(text)
+    return parse_glossary(glossary_text())
+
+
+@lru_cache(maxsize=1)
+def glossary_text() -> str:
+    """The text of ``data/glossary.tsv`` (hashed by what caches embeddings of it)."""
+    return resources.files("ai_digest_qa").joinpath("data/glossary.tsv").read_text("utf-8")
 
 
 # A run of Latin-script words (with the spaces, dots and dashes inside it): in a

