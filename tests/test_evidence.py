@@ -472,6 +472,13 @@ def test_a_metric_asked_for_is_a_number_question():
                              ("What PQ does Mask DINO get on ADE20K?", ["PQ"]),
                              ("DINO在COCO上的AP是多少?", ["AP"])):
         assert metric_asked(question) == metric and analyse(question).wants_number, question
+    # "What is the <metric> of": a metric written as a name asks its value.
+    for question, metric in (("What is the FID of U-ViT on MS-COCO?", ["FID"]),
+                             ("What's the mIoU of Mask DINO on ADE20K?", ["mIoU"]),
+                             ("What is the top-1 accuracy of Vim?", ["top-1", "accuracy"])):
+        assert metric_asked(question) == metric and analyse(question).wants_number, question
+    assert metric_asked("What is the role of DPO in Zephyr-7B?") == []
+    assert metric_asked("What is the name of the variant of Adam?") == []
     # No metric named, or no result verb: no number asked.
     for question in ("What does Mamba achieve on language modeling?",
                      "What results does DINO achieve on COCO?",
@@ -571,3 +578,37 @@ def test_a_bare_number_in_a_question_is_found_beside_a_unit():
                title="Vision Mamba", language="en")
     asked = analyse("Which vision transformer is Vim reported to be 2.8 times faster than?")
     assert [e.sentence.text for e in candidate_sentences(asked, [vim])] == [vim.text]
+
+
+DPO_TITLE = "Direct Preference Optimization: Your Language Model is Secretly a Reward Model"
+DPO_RECORD = Text(f"{DPO_TITLE}\nAuthors: R. Rafailov, A. Sharma. Year: 2023. Venue: NeurIPS "
+                  "2023.\nWe introduce Direct Preference Optimization (DPO), a stable and "
+                  "performant algorithm.", DPO_TITLE, "en")
+DPO_ARTICLE = Text("用上DPO后,模型输出的质量也优于RLHF/PPO。直接偏好优化(DPO)绕过了建模奖励函数。",
+                   "RLHF平替已出现", "zh")
+
+
+def test_the_asked_field_of_the_record_the_question_names_answers():
+    question = "直接偏好优化(DPO)那篇论文是在哪个会议上发表的?"
+    profile = analyse(question, Words(DPO_RECORD, DPO_ARTICLE))
+    best = choose_evidence(profile, [DPO_ARTICLE, DPO_RECORD], limit=1)[0]
+    assert best.sentence.text == "Venue: NeurIPS 2023."
+
+
+def test_a_field_line_of_a_record_the_question_does_not_name_is_no_better_answer():
+    def year_line(title: str) -> float:
+        record = Text(f"{title}\nAuthors: X. Liu. Year: 2023. Venue: CVPR 2023.\nWe study "
+                      "memory. Cascaded attention is fast. Since then such models first "
+                      "appear in every task.", title, "en")
+        profile = analyse("In what year did Vision Transformers first appear?", Words(record))
+        return next(e.score for e in choose_evidence(profile, [record], limit=3)
+                    if e.sentence.field == "year")
+
+    # "Vision Transformers" names the first record; the second is EfficientViT's.
+    named = year_line("Vision Transformers: An Image is Worth 16x16 Words")
+    assert named > year_line("EfficientViT: Memory Efficient Vision Transformer")
+    # Nor does a field line answer for a record naming none of the question's names.
+    record = Text(f"{DPO_TITLE}\nAuthors: R. Rafailov. Year: 2023.\nWe introduce DPO.",
+                  DPO_TITLE, "en")
+    other = analyse("Who wrote the paper that introduced TimesFM?", Words(record))
+    assert all(e.sentence.field is None for e in choose_evidence(other, [record], limit=3))

@@ -306,7 +306,9 @@ def _print_answer_details(ours: Any, others: list[Any]) -> None:
     verdicts = [{row.id: row.verdict for row in other.details} for other in others]
     for row in ours.details:
         theirs = " ".join(f"{o.label}={v.get(row.id, '-'):<10}" for o, v in zip(others, verdicts))
-        print(f"{row.id:<16} {row.verdict:<10} {theirs} {row.seconds:>5.1f}s  "
+        # cited k/n: k of the n cited passages hold the question's evidence.
+        cited = f"cited {row.precise_citations}/{row.citations}" if row.answerable else ""
+        print(f"{row.id:<16} {row.verdict:<10} {theirs} {row.seconds:>5.1f}s {cited:<9} "
               f"{row.answer[:100]!r}")
 
 

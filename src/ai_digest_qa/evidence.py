@@ -427,6 +427,13 @@ _MEASURED_EN = re.compile(
 # the metric, and a result verb (data/evidence.toml result_verbs) ends the subject.
 _METRIC_EN = (r"(?<![a-z])what\s+((?:[\w.+-]+\s+){{0,2}}[\w.+-]+)\s+(?:does|do|did|can|could)"
               r"\s+(?:\S+\s+){{0,5}}?(?:{verbs})(?![a-z])")
+# "What is the FID of U-ViT on MS-COCO?": a metric written as a name (capitals or digits:
+# FID, mIoU, top-1) between "what is the" and "of"/"on"; "What is the name of" names none.
+_METRIC_EN_IS = re.compile(
+    r"(?<![a-z])what(?:'s|\s+is|\s+was|\s+are|\s+were)\s+(?:the\s+|its\s+|their\s+)?"
+    r"((?:[\w.+-]+\s+)?[\w.+-]+)\s+(?:of|on)\s", re.I)
+_NAME_LIKE = re.compile(r"^(?:[A-Za-z]*[A-Z][A-Za-z]*[A-Z][\w.+-]*|[A-Za-z]*[A-Z]{2}[\w]*|"
+                        r"[\w.+-]*\d[\w.+-]*)$")
 # "Transformer在WMT 2014英德翻译上的BLEU是多少?": a Latin metric right before 是多少.
 _METRIC_CJK = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z][A-Za-z0-9-]*)\s*(?:是多少|为多少)")
 
@@ -444,6 +451,10 @@ def metric_asked(question: str) -> list[str]:
     skip = lexicon().not_metrics | lexicon().question_words
     found = [w for match in _metric_en().finditer(question) for w in match.group(1).split()
              if w.lower() not in skip]
+    for match in _METRIC_EN_IS.finditer(question):
+        words = [w for w in match.group(1).split() if w.lower() not in skip]
+        if any(_NAME_LIKE.match(w) for w in words):
+            found += [w for w in words if w not in found]
     return found + [m.group(1) for m in _METRIC_CJK.finditer(question)]
 
 
@@ -988,11 +999,13 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
                         + profile.coverage(around, passage.language)) / 3
             if sentence.field and names and len(missing_in(names, record)) == len(names):
                 continue  # the authors of another paper than the one named
-            if sentence.field:
-                # A field line describes its whole record ("Venue: NeurIPS 2023." is the
-                # venue of the paper the abstract is about), and it answers the words
-                # that ask for its field ("在哪个会议发表").
-                around = _field_tokens(sentence.field, record)
+            named_record = sentence.field is not None and _names_record(profile, passage.title)
+            if named_record:
+                # The question names this record by its title ("DPO" for "Direct Preference
+                # Optimization: ..."): the field line describes the whole record and
+                # answers the words asking for its field ("在哪个会议发表").
+                around = _field_tokens(sentence.field or "", record)
+            if sentence.field:  # "Authors: ..." answers with its record's title around it
                 mass = profile.coverage(around)
                 coverage = profile.coverage(around, passage.language)
             context = None
@@ -1006,7 +1019,7 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
             elif profile.wants_number:
                 fit = QUANTITY_FIT if states_quantity(sentence.text, profile.question) \
                     else -QUANTITY_FIT
-            elif sentence.field:  # a field the question asks for: the answer itself
+            elif named_record:  # the asked field of the record named: the answer itself
                 fit = QUANTITY_FIT
             elif profile.preferred_type is not None:  # "which lab": a sentence naming one
                 pattern = lexicon().answer_types[profile.preferred_type].pattern
@@ -1016,6 +1029,17 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
                                        named=len(names) - len(missing_in(
                                            names, record if sentence.field else window))))
     return candidates
+
+
+def _names_record(profile: QuestionProfile, title: str) -> bool:
+    """Whether the question names the record titled ``title``: every word of the title's
+    head (before its colon) is among the question's terms or their translations. "DPO"
+    ("直接偏好优化") names "Direct Preference Optimization: ..."; "Vision Transformers"
+    does not name "EfficientViT: Memory Efficient Vision Transformer ...". """
+    head = set(keyword_tokens(title.split(":")[0]))
+    said = {t for g in profile.groups for t in g.tokens}
+    said |= set(keyword_tokens(" ".join(c.text for c in profile.constraints)))
+    return bool(head) and head <= said
 
 
 def _field_tokens(field: str, record: str) -> set[str]:
