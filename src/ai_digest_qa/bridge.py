@@ -44,6 +44,8 @@ MIN_MARGIN = 0.03
 # Words of the passages considered per question (the first ones, in retrieval order): an
 # embedding of a word costs about 5 ms on two cores, and words are cached.
 MAX_WORDS = 120
+# Word embeddings kept in memory (about 1.5 KB each).
+MAX_CACHED = 50_000
 # Question words translated per question, the rarest first.
 MAX_TERMS = 8
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z-]*[A-Za-z]")
@@ -68,8 +70,10 @@ class TermBridge:
             ) -> QuestionProfile:
         other = "en" if profile.language == "zh" else "zh"
         open_groups = _untranslated(profile, other)[:MAX_TERMS]
+        if not open_groups:
+            return profile
         words = passage_words(_near_the_subject(profile, passages, other), other)
-        if not open_groups or len(words) < 2:
+        if len(words) < 2:
             return profile
         found = self.translations([g.word for g in open_groups], words, other)
         if not found:
@@ -136,6 +140,8 @@ class TermBridge:
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         new = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if len(self._vectors) + len(new) > MAX_CACHED:
+            self._vectors.clear()  # a long-running server meets ever new words
         if new:
             # Both sides as passages: a word is no query, and the calibration did so.
             self._vectors.update(zip(new, self.embedder.embed_passages(new)))
