@@ -21,6 +21,7 @@ beats the next word's by ``MIN_MARGIN``: both set on held-out glossary pairs by
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -133,7 +134,7 @@ class TermBridge:
                 sorted({terms[0] for terms in glossary.chinese.values()}))}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(".tmp.npz")
+            temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")  # processes may race
             np.savez(temporary, zh=references["zh"], en=references["en"])
             temporary.replace(path)
         return references
