@@ -15,7 +15,7 @@ import random
 
 import numpy as np
 
-from ai_digest_qa.bridge import MIN_MARGIN, MIN_SCORE, REFERENCE_K
+from ai_digest_qa.bridge import MIN_MARGIN, MIN_SCORE, best_match, csls
 from ai_digest_qa.config import load_config
 from ai_digest_qa.embeddings import make_embedder
 from ai_digest_qa.glossary import default_glossary
@@ -34,19 +34,17 @@ def main() -> None:
 
     ref_zh, ref_en = embed([p[0] for p in reference]), embed([p[1] for p in reference])
     zh, en = embed([p[0] for p in test]), embed([p[1] for p in test])
-
-    def hub(vectors: np.ndarray, refs: np.ndarray) -> np.ndarray:
-        return np.sort(vectors @ refs.T, axis=1)[:, -REFERENCE_K:].mean(axis=1)
-
-    scores = 2 * zh @ en.T - hub(zh, ref_en)[:, None] - hub(en, ref_zh)[None, :]
+    # The bridge's own scoring, with the reference half as the hubness reference.
+    directions = {"zh->en": csls(zh, en, ref_en, ref_zh), "en->zh": csls(en, zh, ref_zh, ref_en)}
     print(f"{embedder.name}: {len(test)} test terms, {len(reference)} reference pairs, "
           f"{DISTRACTORS} other words each; current setting {MIN_SCORE}/{MIN_MARGIN}")
-    print("min_score min_margin | present: right wrong none | absent: wrong")
-    for min_score in (0.0, 0.02, 0.04, 0.06):
-        for margin in (0.0, 0.02, 0.03, 0.04):
-            print(f"{min_score:9.2f} {margin:10.2f} | "
-                  f"{_outcomes(scores, min_score, margin, True)} | "
-                  f"{_outcomes(scores, min_score, margin, False)}")
+    for direction, scores in directions.items():
+        print(f"{direction}: min_score min_margin | present: right wrong none | absent: wrong")
+        for min_score in (0.0, 0.02, 0.04, 0.06):
+            for margin in (0.0, 0.02, 0.03, 0.04):
+                print(f"{min_score:9.2f} {margin:10.2f} | "
+                      f"{_outcomes(scores, min_score, margin, True)} | "
+                      f"{_outcomes(scores, min_score, margin, False)}")
 
 
 def _outcomes(scores: np.ndarray, min_score: float, margin: float, present: bool) -> str:
@@ -56,15 +54,13 @@ def _outcomes(scores: np.ndarray, min_score: float, margin: float, present: bool
     for term in range(count):
         words = list(rng.choice([w for w in range(count) if w != term], DISTRACTORS,
                                 replace=False)) + ([term] if present else [])
-        row = scores[term, words]
-        order = np.argsort(-row)
-        if row[order[0]] >= min_score and row[order[0]] - row[order[1]] >= margin:
-            if words[int(order[0])] == term:
-                right += 1
-            else:
-                wrong += 1
-        else:
+        best = best_match(scores[term, words], min_score, margin)
+        if best is None:
             none += 1
+        elif words[best] == term:
+            right += 1
+        else:
+            wrong += 1
     return f"{right:5d} {wrong:5d} {none:4d}" if present else f"{wrong:5d} of {count}"
 
 

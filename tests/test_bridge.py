@@ -93,10 +93,21 @@ def test_names_inside_sentences_and_stopwords_are_no_candidate_words():
 
 
 def test_one_chinese_character_is_never_translated(tmp_path):
-    profile = analyse("游戏里的光探针?")
-    bridged = bridge(tmp_path, {"里": "inside"}).run(
-        profile, [Page("The probe sits inside the game scene of the engine.", "en")])
-    assert all("insid" not in g.tokens for g in bridged.groups)
+    profile = analyse("ABLE-NeRF里的光探针?")
+    page = Page("ABLE-NeRF puts the probe inside the scene of the engine.", "en")
+    bridged = bridge(tmp_path, {"里": "inside", "探针": "probe"}).run(profile, [page])
+    tokens = {t for g in bridged.groups for t in g.tokens}
+    assert "probe" in tokens  # the two-character word is translated, in the same setup
+    assert "insid" not in tokens
+
+
+def test_a_name_of_an_english_question_is_not_translated(tmp_path):
+    profile = analyse("Which game engines inspired ABLE-NeRF?")
+    page = Page("ABLE-NeRF借鉴了游戏引擎。", "zh")
+    bridged = bridge(tmp_path, {"nerf": "游戏", "engines": "引擎"}).run(profile, [page])
+    groups = {g.word: g.tokens for g in bridged.groups}
+    assert "引擎" in groups["engines"]
+    assert all("游戏" not in tokens for word, tokens in groups.items() if "nerf" in word)
 
 
 def test_the_reference_embeddings_are_cached_and_remade_when_damaged(tmp_path):
@@ -107,11 +118,25 @@ def test_the_reference_embeddings_are_cached_and_remade_when_damaged(tmp_path):
     second = TermBridge(ConceptEmbedder({}), tmp_path / "bridge")
     assert np.array_equal(second.references()["zh"], references["zh"])
     assert second.embedder.embedded == []  # read, not embedded again
-    stored[0].write_bytes(b"garbage")
-    third = TermBridge(ConceptEmbedder({}), tmp_path / "bridge")
-    assert third.references()["en"].shape == references["en"].shape
-    assert third.embedder.embedded  # embedded again, and stored whole
-    assert np.load(stored[0])["en"].shape == references["en"].shape
+    for damage in (b"garbage", stored[0].read_bytes()[:200]):  # not a zip; a cut zip
+        stored[0].write_bytes(damage)
+        third = TermBridge(ConceptEmbedder({}), tmp_path / "bridge")
+        assert third.references()["en"].shape == references["en"].shape
+        assert third.embedder.embedded  # embedded again, and stored whole
+        assert np.load(stored[0])["en"].shape == references["en"].shape
+
+
+def test_a_cache_that_cannot_be_written_costs_only_time(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would be")
+    references = TermBridge(ConceptEmbedder({}), blocked / "bridge").references()
+    assert references["zh"].shape[0] > 0
+
+
+def test_too_few_words_or_no_terms_translate_nothing(tmp_path):
+    real = bridge(tmp_path, {"游戏": "game"})
+    assert real.translations([], ["game", "engines"], "en") == {}
+    assert real.translations(["游戏"], ["game"], "en") == {}
 
 
 def test_a_negative_margin_is_refused():

@@ -478,6 +478,7 @@ def test_a_metric_asked_for_is_a_number_question():
                              ("What is the top-1 accuracy of Vim?", ["top-1", "accuracy"])):
         assert metric_asked(question) == metric and analyse(question).wants_number, question
     assert metric_asked("What is the role of DPO in Zephyr-7B?") == []
+    assert metric_asked("What was GPT-3 trained on in 2020?") == []  # a subject, no metric
     assert metric_asked("What is the name of the variant of Adam?") == []
     # No metric named, or no result verb: no number asked.
     for question in ("What does Mamba achieve on language modeling?",

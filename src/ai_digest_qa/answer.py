@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .answerability import RelevanceModel, Signals, default_model
-from .bridge import TermBridge
+from .bridge import TermBridge, default_cache_dir
 from .chunking import split_sentences
 from .config import Config
 from .embeddings import Embedder
@@ -274,9 +274,12 @@ class Answerer:
 
     def __init__(self, retriever: HybridRetriever, embedder: Embedder, config: Config,
                  llm: ChatLLM | None, llm_unavailable: str | None = None,
-                 relevance: RelevanceModel | None = None) -> None:
+                 relevance: RelevanceModel | None = None,
+                 bridge: TermBridge | None = None) -> None:
         """``llm`` None answers extractively; ``llm_unavailable`` says why when that was
-        not the user's choice (shown as the fallback notice)."""
+        not the user's choice (shown as the fallback notice). ``bridge`` is shared by
+        the answers of one assistant (its word cache lasts); without one, and with
+        ``term_bridge`` on, the answerer makes its own."""
         if config.answer_top_k < 1:
             raise ValueError("answer_top_k must be >= 1")
         self.retriever = retriever
@@ -286,8 +289,11 @@ class Answerer:
         self.llm = llm
         self.llm_unavailable = llm_unavailable
         self.relevance = relevance or default_model()
-        self.bridge = TermBridge(embedder, config.model_cache_dir.parent / "term-bridge") \
-            if config.term_bridge else None
+        if not config.term_bridge:
+            bridge = None
+        elif bridge is None:
+            bridge = TermBridge(embedder, default_cache_dir(config))
+        self.bridge = bridge
 
     def stream(self, question: str, history: History | None = None, top_k: int | None = None,
                cancel: threading.Event | None = None) -> Iterator[str | Retrieval | Answer]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from .answer import Answerer
 from .answerability import RelevanceModel, Signals
+from .bridge import TermBridge, default_cache_dir
 from .chunking import Chunker
 from .config import Config, ConfigError, load_config
 from .embeddings import Embedder, make_embedder
@@ -36,6 +37,7 @@ class Assistant:
         self._embedder: Embedder | None = None
         self._store: IndexStore | None = None
         self._retriever: HybridRetriever | None = None
+        self._bridge: TermBridge | None = None
         self._lock = threading.RLock()
         self._llms: dict[str, ChatLLM | None] = {}
         self.last_update: UpdateReport | None = None
@@ -56,6 +58,21 @@ class Assistant:
             if self._embedder is None:
                 self._embedder = make_embedder(self.config)
             return self._embedder
+
+    @property
+    def bridge(self) -> TermBridge | None:
+        """The term bridge every answer shares, so its word cache lasts across questions
+        (None when ``term_bridge`` is off); remade when the embedder is replaced."""
+        if not self.config.term_bridge:
+            return None
+        embedder = self.embedder
+        bridge = self._bridge
+        if bridge is None or bridge.embedder is not embedder:
+            with self._lock:
+                if self._bridge is None or self._bridge.embedder is not embedder:
+                    self._bridge = TermBridge(embedder, default_cache_dir(self.config))
+                bridge = self._bridge
+        return bridge
 
     def chunker(self) -> Chunker:
         return Chunker(self.config.chunk_size, self.config.chunk_overlap)
@@ -195,7 +212,7 @@ class Assistant:
         except (LLMError, ConfigError) as exc:  # no model: answer extractively, say why
             model, failure = None, str(exc)
         answerer = Answerer(self.retriever, self.embedder, config, model, failure,
-                            self.relevance)
+                            self.relevance, self.bridge)
         for item in answerer.stream(question, history, top_k, cancel):
             if include_retrieval or not isinstance(item, Retrieval):
                 yield item
@@ -239,7 +256,8 @@ class Assistant:
         when an earlier check already decides it (no passage, unknown name, nothing
         covering its constraints). For calibration."""
         question = validate_question(question, self.config.max_question_chars)
-        answerer = Answerer(self.retriever, self.embedder, self.config, None)
+        answerer = Answerer(self.retriever, self.embedder, self.config, None,
+                            bridge=self.bridge)
         return answerer.signals(question, history)
 
     def document(self, doc_id: str) -> Document:

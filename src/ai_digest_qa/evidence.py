@@ -429,11 +429,12 @@ _METRIC_EN = (r"(?<![a-z])what\s+((?:[\w.+-]+\s+){{0,2}}[\w.+-]+)\s+(?:does|do|d
               r"\s+(?:\S+\s+){{0,5}}?(?:{verbs})(?![a-z])")
 # "What is the FID of U-ViT on MS-COCO?": a metric written as a name (capitals or digits:
 # FID, mIoU, top-1) between "what is the" and "of"/"on"; "What is the name of" names none.
+# The determiner is required: "What was GPT-3 trained on" names no metric.
 _METRIC_EN_IS = re.compile(
-    r"(?<![a-z])what(?:'s|\s+is|\s+was|\s+are|\s+were)\s+(?:the\s+|its\s+|their\s+)?"
+    r"(?<![a-z])what(?:'s|\s+is|\s+was|\s+are|\s+were)\s+(?:the|its|their)\s+"
     r"((?:[\w.+-]+\s+)?[\w.+-]+)\s+(?:of|on)\s", re.I)
-_NAME_LIKE = re.compile(r"^(?:[A-Za-z]*[A-Z][A-Za-z]*[A-Z][\w.+-]*|[A-Za-z]*[A-Z]{2}[\w]*|"
-                        r"[\w.+-]*\d[\w.+-]*)$")
+# Two capitals (FID, mIoU, PSNR) or a digit (top-1).
+_NAME_LIKE = re.compile(r"^(?:[a-z]*[A-Z][a-z]*[A-Z][\w.+-]*|[\w.+-]*\d[\w.+-]*)$")
 # "Transformer在WMT 2014英德翻译上的BLEU是多少?": a Latin metric right before 是多少.
 _METRIC_CJK = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z][A-Za-z0-9-]*)\s*(?:是多少|为多少)")
 
@@ -983,6 +984,9 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
             continue
         parts = sentences(passage.text)
         record = f"{passage.text} {frame}"
+        # Per record: whether it names none of the question's names, or is named by them.
+        names_none = bool(names) and len(missing_in(names, record)) == len(names)
+        title_named = _names_record(profile, passage.title)
         for position, sentence in enumerate(parts):
             if not _may_answer(sentence, profile):
                 continue
@@ -997,14 +1001,14 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
             mass = (2 * profile.coverage(own) + profile.coverage(around)) / 3
             coverage = (2 * profile.coverage(own, passage.language)
                         + profile.coverage(around, passage.language)) / 3
-            if sentence.field and names and len(missing_in(names, record)) == len(names):
+            if sentence.field and names_none:
                 continue  # the authors of another paper than the one named
-            named_record = sentence.field is not None and _names_record(profile, passage.title)
-            if named_record:
+            named_record = sentence.field is not None and title_named
+            if sentence.field is not None and title_named:
                 # The question names this record by its title ("DPO" for "Direct Preference
                 # Optimization: ..."): the field line describes the whole record and
                 # answers the words asking for its field ("在哪个会议发表").
-                around = _field_tokens(sentence.field or "", record)
+                around = _field_tokens(sentence.field, record)
             if sentence.field:  # "Authors: ..." answers with its record's title around it
                 mass = profile.coverage(around)
                 coverage = profile.coverage(around, passage.language)
@@ -1036,7 +1040,7 @@ def _names_record(profile: QuestionProfile, title: str) -> bool:
     head (before its colon) is among the question's terms or their translations. "DPO"
     ("直接偏好优化") names "Direct Preference Optimization: ..."; "Vision Transformers"
     does not name "EfficientViT: Memory Efficient Vision Transformer ...". """
-    head = set(keyword_tokens(title.split(":")[0]))
+    head = set(keyword_tokens(re.split(r"[:：]", title)[0]))
     said = {t for g in profile.groups for t in g.tokens}
     said |= set(keyword_tokens(" ".join(c.text for c in profile.constraints)))
     return bool(head) and head <= said
