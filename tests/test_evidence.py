@@ -479,6 +479,10 @@ def test_a_metric_asked_for_is_a_number_question():
         assert metric_asked(question) == metric and analyse(question).wants_number, question
     assert metric_asked("What is the role of DPO in Zephyr-7B?") == []
     assert metric_asked("What was GPT-3 trained on in 2020?") == []  # a subject, no metric
+    # One rule says which metric is written as a name, for both: the amount must stand
+    # by "PSNR", while a capitalised plain word ("Accuracy") may be paraphrased.
+    assert "PSNR" in counted_words("What PSNR does ABLE-NeRF reach?")
+    assert "Accuracy" not in counted_words("What Accuracy does Vim reach on ImageNet?")
     assert metric_asked("What is the name of the variant of Adam?") == []
     # No metric named, or no result verb: no number asked.
     for question in ("What does Mamba achieve on language modeling?",

@@ -31,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import split_sentences
 from .config import Config
 from .embeddings import Embedder
-from .evidence import PassageLike, QuestionProfile, TermGroup
+from .evidence import PassageLike, QuestionProfile, TermGroup, sentences
 from .glossary import default_glossary, glossary_text
 from .textutils import CJK_CHAR, jieba_words, keyword_tokens
 
@@ -221,12 +220,12 @@ def _near_the_subject(profile: QuestionProfile, passages: Sequence[PassageLike],
     """The sentences of the passages in ``language`` that, with a neighbour, share a token
     with the question (a name, or a word the glossary translates): where an answer about
     its subject can be. Words of other sentences would cost embeddings and rank nothing."""
-    said = {t for g in profile.groups for t in g.tokens}
+    said = profile.term_tokens
     out: list[str] = []
     for passage in passages:
         if passage.language != language:
             continue
-        parts = [p.strip() for p in split_sentences(passage.text)]
+        parts = [s.text for s in sentences(passage.text)]
         shares = [bool(said & set(keyword_tokens(p))) for p in parts]
         out += [p for i, p in enumerate(parts) if any(shares[max(0, i - 1):i + 2])]
     return out

@@ -251,6 +251,11 @@ class QuestionProfile:
     # The attribute or metric whose value is asked ("上下文窗口有多长", "What PQ does ...").
     measured: tuple[TermGroup, ...] = ()
 
+    @property
+    def term_tokens(self) -> set[str]:
+        """Every token of the question's terms, translations included."""
+        return {t for g in self.groups for t in g.tokens}
+
     def coverage(self, tokens: set[str], language: str | None = None) -> float:
         """Weighted share of the question's known terms present among ``tokens``.
 
@@ -410,7 +415,7 @@ def _counted(question: str, metrics: list[str]) -> tuple[list[str], str | None]:
     # A metric written as a name ("PSNR", "top-1", "MT-Bench") must stand by the amount;
     # one in plain words ("frame rate") may be paraphrased ("30 fps"), and only makes the
     # question ask for a number.
-    named = [w for w in metrics if any(c.isupper() or c.isdigit() for c in w)]
+    named = [w for w in metrics if _written_as_name(w)]
     return words + _measured(question) + named, measure
 
 
@@ -433,8 +438,7 @@ _METRIC_EN = (r"(?<![a-z])what\s+((?:[\w.+-]+\s+){{0,2}}[\w.+-]+)\s+(?:does|do|d
 _METRIC_EN_IS = re.compile(
     r"(?<![a-z])what(?:'s|\s+is|\s+was|\s+are|\s+were)\s+(?:the|its|their)\s+"
     r"((?:[\w.+-]+\s+)?[\w.+-]+)\s+(?:of|on)\s", re.I)
-# Two capitals (FID, mIoU, PSNR) or a digit (top-1).
-_NAME_LIKE = re.compile(r"^(?:[a-z]*[A-Z][a-z]*[A-Z][\w.+-]*|[\w.+-]*\d[\w.+-]*)$")
+
 # "Transformer在WMT 2014英德翻译上的BLEU是多少?": a Latin metric right before 是多少.
 _METRIC_CJK = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z][A-Za-z0-9-]*)\s*(?:是多少|为多少)")
 
@@ -443,6 +447,12 @@ _METRIC_CJK = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z][A-Za-z0-9-]*)\s*(?:是多�
 def _metric_en() -> re.Pattern[str]:
     verbs = "|".join(sorted(map(re.escape, lexicon().result_verbs), key=len, reverse=True))
     return re.compile(_METRIC_EN.format(verbs=verbs), re.I)
+
+
+def _written_as_name(word: str) -> bool:
+    """A metric written as a name: two capitals (FID, mIoU, MT-Bench) or a digit (top-1);
+    "accuracy" and a capitalised "Accuracy" are plain words."""
+    return sum(c.isupper() for c in word) >= 2 or any(c.isdigit() for c in word)
 
 
 def metric_asked(question: str) -> list[str]:
@@ -454,7 +464,7 @@ def metric_asked(question: str) -> list[str]:
              if w.lower() not in skip]
     for match in _METRIC_EN_IS.finditer(question):
         words = [w for w in match.group(1).split() if w.lower() not in skip]
-        if any(_NAME_LIKE.match(w) for w in words):
+        if any(_written_as_name(w) for w in words):
             found += [w for w in words if w not in found]
     return found + [m.group(1) for m in _METRIC_CJK.finditer(question)]
 
@@ -980,15 +990,19 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
     binding = _binding(profile)
     for index, passage in enumerate(passages):
         frame = f"{passage.title} {passage.section or ''}"
-        if missing_in(binding, passage.text + " " + frame):
+        record = f"{passage.text} {frame}"
+        if missing_in(binding, record):
             continue
         parts = sentences(passage.text)
-        record = f"{passage.text} {frame}"
-        # Per record: whether it names none of the question's names, or is named by them.
+        # A field line describes its record. It answers for no record that names none of
+        # the question's names; for one the question names by its title ("DPO" for
+        # "Direct Preference Optimization: ..."), it answers for the whole record and for
+        # the words asking for its field ("在哪个会议发表").
         names_none = bool(names) and len(missing_in(names, record)) == len(names)
-        title_named = _names_record(profile, passage.title)
+        record_tokens = set(keyword_tokens(record)) \
+            if _names_record(profile, passage.title) else None
         for position, sentence in enumerate(parts):
-            if not _may_answer(sentence, profile):
+            if not _may_answer(sentence, profile) or (sentence.field and names_none):
                 continue
             before = parts[position - 1] if position else None
             after = parts[position + 1] if position + 1 < len(parts) else None
@@ -996,22 +1010,18 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
             if missing_in(binding, window):
                 continue
             continuation = _announced(parts, position)
-            own = set(keyword_tokens(" ".join(s.text for s in (sentence, *continuation))))
             around = set(keyword_tokens(window + " " + " ".join(s.text for s in continuation)))
-            mass = (2 * profile.coverage(own) + profile.coverage(around)) / 3
-            coverage = (2 * profile.coverage(own, passage.language)
-                        + profile.coverage(around, passage.language)) / 3
-            if sentence.field and names_none:
-                continue  # the authors of another paper than the one named
-            named_record = sentence.field is not None and title_named
-            if sentence.field is not None and title_named:
-                # The question names this record by its title ("DPO" for "Direct Preference
-                # Optimization: ..."): the field line describes the whole record and
-                # answers the words asking for its field ("在哪个会议发表").
-                around = _field_tokens(sentence.field, record)
-            if sentence.field:  # "Authors: ..." answers with its record's title around it
+            named_record = sentence.field is not None and record_tokens is not None
+            if sentence.field is not None:  # "Authors: ..." answers with its record's title
+                if record_tokens is not None:
+                    around = record_tokens | _field_cue_tokens(sentence.field)
                 mass = profile.coverage(around)
                 coverage = profile.coverage(around, passage.language)
+            else:
+                own = set(keyword_tokens(" ".join(s.text for s in (sentence, *continuation))))
+                mass = (2 * profile.coverage(own) + profile.coverage(around)) / 3
+                coverage = (2 * profile.coverage(own, passage.language)
+                            + profile.coverage(around, passage.language)) / 3
             context = None
             if before and missing_in(binding, sentence.text + " " + frame) and not \
                     missing_in(binding, f"{before.text} {sentence.text} {frame}"):
@@ -1041,15 +1051,14 @@ def _names_record(profile: QuestionProfile, title: str) -> bool:
     ("直接偏好优化") names "Direct Preference Optimization: ..."; "Vision Transformers"
     does not name "EfficientViT: Memory Efficient Vision Transformer ...". """
     head = set(keyword_tokens(re.split(r"[:：]", title)[0]))
-    said = {t for g in profile.groups for t in g.tokens}
-    said |= set(keyword_tokens(" ".join(c.text for c in profile.constraints)))
+    said = profile.term_tokens | set(keyword_tokens(" ".join(c.text for c in profile.constraints)))
     return bool(head) and head <= said
 
 
-def _field_tokens(field: str, record: str) -> set[str]:
-    """The tokens a field line of ``record`` covers: the record's and its field's cues."""
-    cues = " ".join(lexicon().metadata_fields.get(field, ()))
-    return set(keyword_tokens(f"{record} {cues}"))
+@lru_cache(maxsize=16)
+def _field_cue_tokens(field: str) -> frozenset[str]:
+    """The tokens of the words that ask for ``field`` (data/evidence.toml)."""
+    return frozenset(keyword_tokens(" ".join(lexicon().metadata_fields.get(field, ()))))
 
 
 def _binding(profile: QuestionProfile) -> list[Constraint]:

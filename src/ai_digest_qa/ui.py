@@ -292,6 +292,9 @@ class Warmup:
         try:
             self.assistant.ensure_index(progress=self._progress)
             self.assistant.retriever  # noqa: B018 - load the retriever before the first user
+            bridge = self.assistant.bridge
+            if bridge is not None:  # its reference embeddings: seconds on a new machine
+                bridge.references()
             self.store = self.assistant.store
             # A large store builds its approximate index on the first search: do it now.
             self.store.dense_search(np.zeros(self.store.manifest.dimension, np.float32), 1)
