@@ -330,6 +330,22 @@ def test_an_answer_without_what_was_asked_or_restating_the_question_is_rejected(
     llm = ScriptedLLM("ICML 2024 accepted 2,609 papers [1].")
     result, _ = answer(tiny, "How many papers did ICML 2024 accept?", llm)
     assert result.mode == "llm" and result.notice is None
+    # A bare number for a question asking for no amount (the quote holds the number).
+    result = rejected_twice(tiny, "Which city hosts ICML 2024?", "2024 [1]")
+    assert "only a number" in result.notice and "维也纳" in result.text
+    # The same number is an answer where an amount is asked for.
+    result, _ = answer(tiny, "How many papers did ICML 2024 accept?", ScriptedLLM("2,609 [1]"))
+    assert result.mode == "llm"
+
+
+def test_a_chinese_answer_with_a_term_translated_in_half_falls_back(tiny):
+    # "Llama-最高" tears a term in two; the English quote reads better.
+    result = rejected_twice(tiny, "透明度指数给Llama 2打了多少分?",
+                            "Llama 2得到了54分,是Llama-最高 [1]。")
+    assert "译了一半" in result.notice and "54" in result.text
+    llm = ScriptedLLM("Llama 2得到了54分,是最高分 [1]。")
+    result, _ = answer(tiny, "透明度指数给Llama 2打了多少分?", llm)
+    assert result.mode == "llm" and result.notice is None
 
 
 def test_the_passages_strategy_reads_whole_passages(tiny):

@@ -617,3 +617,64 @@ def test_a_field_line_of_a_record_the_question_does_not_name_is_no_better_answer
                   DPO_TITLE, "en")
     other = analyse("Who wrote the paper that introduced TimesFM?", Words(record))
     assert all(e.sentence.field is None for e in choose_evidence(other, [record], limit=3))
+
+
+def test_the_record_the_question_names_outranks_a_source_mentioning_it_in_passing():
+    # A Chinese article naming RWKV beside another model's attention covers the
+    # question's Chinese words; the RWKV paper's abstract answers it.
+    article = Text("视觉Transformer原理与语言Transformer类似,是在多头注意力块中使用相同的"
+                   "自注意力机制。它一直有一个局限,效率低于CNN。",
+                   title="2023年AI回顾:RWKV与视觉Transformer")
+    paper = Text("RWKV: Reinventing RNNs for the Transformer Era\nOur approach leverages a "
+                 "linear attention mechanism and allows parallel training.",
+                 title="RWKV: Reinventing RNNs for the Transformer Era", language="en")
+    # Attention mechanisms are common in the index, RWKV is rare: it weighs most.
+    common = [Text(f"第{i}种模型也用了注意力机制,一种常见的机制。") for i in range(4)]
+    profile = analyse("RWKV利用了哪一种注意力机制?", Words(article, paper, *common))
+    ranked = sorted(candidate_sentences(profile, [article, paper]), key=lambda e: -e.score)
+    assert "linear attention" in ranked[0].quote
+    assert ranked[0].subject_fit > 0
+    assert all(e.subject_fit == 0 for e in ranked if e.passage == 0)
+    # Without the record named by its title, the article's sentence stays first.
+    unnamed = Text(paper.text, title="Some other paper", language="en")
+    ranked = sorted(candidate_sentences(profile, [article, unnamed]), key=lambda e: -e.score)
+    assert ranked[0].passage == 0
+
+
+def test_a_unit_abbreviation_counts_what_it_abbreviates():
+    quote = "Our method renders 82 FPS at an 800×800 resolution on an RTX 3090 GPU."
+    for question in ("它在RTX 3090上能跑到多少帧每秒?",
+                     "How many frames per second does it reach on an RTX 3090?"):
+        assert unmet_requirement(analyse(question), [quote], []) is None, question
+    # The abbreviation answers only for what it counts.
+    assert unmet_requirement(analyse("How many GPUs does it use?"), [quote], []) == "count"
+    # Inside a name it is no unit.
+    assert "帧" not in _units("mfps-net ranks first")
+
+
+def _units(text: str) -> str:
+    from ai_digest_qa.evidence import _units_spelled_out
+
+    return _units_spelled_out(text)
+
+
+def test_in_the_record_named_a_sentence_need_not_repeat_the_name():
+    paper = Text("Mistral 7B\nWe introduce Mistral 7B, a 7-billion-parameter language model. "
+                 "Mistral 7B outperforms Llama 2 13B on all benchmarks. Our models are "
+                 "released under the Apache 2.0 license.", title="Mistral 7B", language="en")
+    # Licences are common in the index, Mistral 7B is rare: its name weighs most.
+    common = [Text(f"Model {i} is released under an open source license.", language="en")
+              for i in range(6)]
+    profile = analyse("Mistral 7B是在什么开源许可证下发布的?", Words(paper, *common))
+    best = choose_evidence(profile, [paper], limit=1)[0]
+    assert "Apache" in best.quote
+
+
+def test_a_records_title_line_is_no_answer_however_long():
+    title = ("TimeMIL: Advancing Multivariate Time Series Classification via a Time-aware "
+             "Multiple Instance Learning")
+    paper = Text(f"{title}\nWe reformulate the classification as a weakly supervised problem.",
+                 title=title, language="en")
+    profile = analyse("What does TimeMIL advance for multivariate time series?", Words(paper))
+    assert all(e.sentence.text != title for e in candidate_sentences(profile, [paper]))
+    assert candidate_sentences(profile, [paper])

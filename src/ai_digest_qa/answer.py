@@ -80,7 +80,7 @@ from .records import (
     Retrieval,
 )
 from .retrieval import HybridRetriever
-from .textutils import CJK_CHAR, detect_language, keyword_tokens
+from .textutils import CJK_CHAR, CJK_RANGES, detect_language, keyword_tokens
 
 CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")  # [1] .. [99] in answer text
 # Low relevance abstains only for questions at least this much (by term weight) about
@@ -195,6 +195,10 @@ def attribute_citations(text: str, passages: Sequence[Passage]) -> str:
     then attributed to the passage it overlaps most, and verification checks it there.
     """
     return _attribute(text, [p.text + " " + p.title for p in passages])
+
+
+# A Chinese word hyphenated to an English one: half of a term translated.
+_HALF_TRANSLATED = re.compile(rf"[{CJK_RANGES}]-[A-Za-z]|[A-Za-z]-[{CJK_RANGES}]")
 
 
 def _attribute(text: str, sources: Sequence[str]) -> str:
@@ -550,6 +554,9 @@ class Answerer:
         if en and CJK_CHAR.search(content):
             # Half-translated ("took its首席AI education官"): the quote itself reads better.
             return text, "the model left Chinese words untranslated"
+        if not en and _HALF_TRANSLATED.search(content):
+            # "结构-aware", "非-maximum": a term torn in two; the quote reads better.
+            return text, "模型把一个英文术语译了一半"
         cited = _claims_by_marker(text, len(quotes))
         if not cited:
             return text, "the model's answer cited no source" if en else "模型的回答没有引用资料"
@@ -573,6 +580,9 @@ class Answerer:
             if lacking == "restated":
                 return text, ("the answer only restates the question" if en
                               else "回答只是复述了问题")
+            if lacking == "bare number":
+                return text, ("the answer is only a number, and the question asks for none"
+                              if en else "回答只有一个数字,而问题问的不是数量")
             if lacking is not None:
                 what = NOT_STATED[turn.language][lacking]
                 return text, f"the answer gives no {what}" if en else f"回答没有给出{what}"

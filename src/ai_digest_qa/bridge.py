@@ -33,7 +33,7 @@ import numpy as np
 
 from .config import Config
 from .embeddings import Embedder
-from .evidence import PassageLike, QuestionProfile, TermGroup, sentences
+from .evidence import PassageLike, QuestionProfile, TermGroup, names_record, sentences
 from .glossary import default_glossary, glossary_text
 from .textutils import CJK_CHAR, jieba_words, keyword_tokens
 
@@ -217,18 +217,25 @@ def passage_words(texts: Sequence[str], language: str) -> list[str]:
 
 def _near_the_subject(profile: QuestionProfile, passages: Sequence[PassageLike],
                       language: str) -> list[str]:
-    """The sentences of the passages in ``language`` that, with a neighbour, share a token
-    with the question (a name, or a word the glossary translates): where an answer about
-    its subject can be. Words of other sentences would cost embeddings and rank nothing."""
+    """The sentences of the passages in ``language`` where an answer about the question's
+    subject can be, the likeliest first: every sentence of a record the question names by
+    its title (the paper "RWKV利用了哪一种注意力机制?" asks about answers it anywhere), then
+    those of other passages that, with a neighbour, share a token with the question (a
+    name, or a word the glossary translates). Words of other sentences would cost
+    embeddings and rank nothing."""
     said = profile.term_tokens
-    out: list[str] = []
+    named: list[str] = []
+    near: list[str] = []
     for passage in passages:
         if passage.language != language:
             continue
         parts = [s.text for s in sentences(passage.text)]
+        if names_record(profile, passage.title):
+            named += parts
+            continue
         shares = [bool(said & set(keyword_tokens(p))) for p in parts]
-        out += [p for i, p in enumerate(parts) if any(shares[max(0, i - 1):i + 2])]
-    return out
+        near += [p for i, p in enumerate(parts) if any(shares[max(0, i - 1):i + 2])]
+    return named + near
 
 
 def _is_name(text: str, match: re.Match[str]) -> bool:

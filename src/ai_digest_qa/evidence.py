@@ -76,6 +76,7 @@ class Lexicon:
     result_verbs: frozenset[str]
     not_metrics: frozenset[str]
     difference_cues: tuple[str, ...]
+    unit_abbreviations: dict[str, str]
 
 
 @lru_cache(maxsize=1)
@@ -108,6 +109,8 @@ def lexicon() -> Lexicon:
         not_wh=tuple(data["restatement"]["not_wh"]),
         choice_cues=tuple(data["restatement"]["choice_cues"]),
         quote_denials=tuple(data["negation"]["quote_words"]),
+        unit_abbreviations={k.lower(): " ".join(v)
+                            for k, v in data["unit_abbreviations"].items()},
     )
 
 
@@ -518,10 +521,19 @@ def _counts(profile: QuestionProfile, quote: str) -> bool:
     if profile.measure and re.search(numeral + re.escape(profile.measure), quote):
         return True
     # "51.3AP" is an amount and its metric: apart, the metric is a word of its own.
-    text = re.sub(r"(\d)([a-z]{2,})", r"\1 \2", normalise(quote))
+    text = _units_spelled_out(re.sub(r"(\d)([a-z]{2,})", r"\1 \2", normalise(quote)))
     if not any(_cue_in(cue, profile.question) for cue in lexicon().difference_cues):
         text = _MARGIN.sub(" ", text)  # a margin is the answer only to "by how much"
     return any(_quantity_near(text, t, profile) for g in checkable for t in g.tokens)
+
+
+def _units_spelled_out(text: str) -> str:
+    """``text`` (normalised) with each unit abbreviation followed by what it counts:
+    "82 fps" states a number of frames ("多少帧每秒", "how many frames per second")."""
+    for abbreviation, counted in lexicon().unit_abbreviations.items():
+        text = re.sub(rf"(?<![a-z0-9]){re.escape(abbreviation)}(?![a-z0-9])",
+                      f"{abbreviation} {counted}", text)
+    return text
 
 
 # How near an amount stands to what it counts: at most two words between ("BLEU score
@@ -686,12 +698,17 @@ def _missing_kind(profile: QuestionProfile, texts: Sequence[str]) -> str | None:
 
 def answer_lacks(profile: QuestionProfile, answer: str) -> str | None:
     """What the answer leaves out of what the question asks for: its answer type ("day",
-    "money") or, for "how many", any quantity; or "restated" when a question asking for
-    something (``[restatement]`` in data/evidence.toml) gets only its own words back.
-    None when it may answer. :func:`unmet_requirement` checks the quotes for the same kind."""
+    "money") or, for "how many", any quantity; "restated" when a question asking for
+    something (``[restatement]`` in data/evidence.toml) gets only its own words back;
+    "bare number" when a question asking for no amount gets only one ("RWKV这个名字是哪几个
+    英文单词的缩写?" answered "14"). None when it may answer. :func:`unmet_requirement`
+    checks the quotes for the same kind."""
     missing = _missing_kind(profile, [answer])
     if missing is not None:
         return missing
+    if not profile.wants_number and profile.answer_type is None \
+            and _BARE_AMOUNT.fullmatch(answer.strip(" \n.。")):
+        return "bare number"
     words = lexicon()
     question = profile.question
     for phrase in words.not_wh:
@@ -714,6 +731,9 @@ def _cue_in(cue: str, question: str) -> bool:
     pattern = r"(?:\s+\S+){0,3}\s+".join(re.escape(part.strip()) for part in cue.split("*"))
     return re.search(rf"(?<![a-z]){pattern}(?![a-z])", question.lower()) is not None
 
+
+# An answer that is an amount and nothing else: "14", "2,609 篇", "14 billion".
+_BARE_AMOUNT = re.compile(rf"\d[\d.,%×x]*\s*(?:[A-Za-z]{{0,8}}|[{CJK_RANGES}]{{0,2}})")
 
 _QUANTITY = re.compile(
     r"\d|[一二两三四五六七八九十百千万亿几]+(?:个|篇|倍|分|位|年|月|天|种|次|亿|万)")
@@ -940,6 +960,7 @@ class Evidence:
     continuation: tuple[Sentence, ...] = ()
     boost: float = 0.0  # from the embedder's similarity, relative to the other candidates
     named: int = 0  # how many of the question's names (not bare numbers) its window has
+    subject_fit: float = 0.0  # + when its record is the one the question names by title
 
     @property
     def quote(self) -> str:
@@ -956,7 +977,12 @@ class Evidence:
 
     @property
     def score(self) -> float:
-        return self.mass + self.quantity_fit + self.boost
+        return self.term_score + self.boost
+
+    @property
+    def term_score(self) -> float:
+        """The score before the embedder's: terms, the kind of answer, the record."""
+        return self.mass + self.quantity_fit + self.subject_fit
 
 
 # How much the embedder's similarity counts against term coverage when ranking
@@ -967,6 +993,11 @@ SIMILARITY_WEIGHT = 0.05
 QUANTITY_FIT = 0.15
 # Sentences embedded per question: the best by terms (about 25 ms each on two cores).
 EMBEDDED_CANDIDATES = 10
+# A sentence of the record the question names by its title ("RWKV利用了哪一种注意力机制?"
+# and the RWKV paper) is preferred by this much over one of a source that mentions the
+# subject in passing: a Chinese article retelling several papers covers a Chinese
+# question's words better than the paper's own English abstract, which answers it.
+SUBJECT_FIT = 0.1
 
 
 def missing_in(constraints: Sequence[Constraint], text: str) -> list[Constraint]:
@@ -999,11 +1030,15 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
         # "Direct Preference Optimization: ..."), it answers for the whole record and for
         # the words asking for its field ("在哪个会议发表").
         names_none = bool(names) and len(missing_in(names, record)) == len(names)
-        record_tokens = set(keyword_tokens(record)) \
-            if _names_record(profile, passage.title) else None
+        about_record = names_record(profile, passage.title)
+        head_tokens = set(keyword_tokens(title_head(passage.title))) if about_record else set()
+        record_tokens = set(keyword_tokens(record)) if about_record else None
+        title_line = normalise(passage.title)
         for position, sentence in enumerate(parts):
             if not _may_answer(sentence, profile) or (sentence.field and names_none):
                 continue
+            if normalise(sentence.text) == title_line:
+                continue  # the record's title line is its heading, however long
             before = parts[position - 1] if position else None
             after = parts[position + 1] if position + 1 < len(parts) else None
             window = " ".join(s.text for s in (before, sentence, after) if s) + " " + frame
@@ -1019,6 +1054,10 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
                 coverage = profile.coverage(around, passage.language)
             else:
                 own = set(keyword_tokens(" ".join(s.text for s in (sentence, *continuation))))
+                # Every sentence of the record the question names is about its subject,
+                # named or not: "Our models are released under the Apache 2.0 license"
+                # answers for Mistral 7B as much as a sentence repeating the name.
+                own |= head_tokens
                 mass = (2 * profile.coverage(own) + profile.coverage(around)) / 3
                 coverage = (2 * profile.coverage(own, passage.language)
                             + profile.coverage(around, passage.language)) / 3
@@ -1041,18 +1080,34 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
             candidates.append(Evidence(index, sentence, mass, coverage, 0.0, context, fit,
                                        continuation,
                                        named=len(names) - len(missing_in(
-                                           names, record if sentence.field else window))))
+                                           names, record if sentence.field else window)),
+                                       subject_fit=SUBJECT_FIT if about_record
+                                       and not named_record else 0.0))
     return candidates
 
 
-def _names_record(profile: QuestionProfile, title: str) -> bool:
+def names_record(profile: QuestionProfile, title: str) -> bool:
     """Whether the question names the record titled ``title``: every word of the title's
-    head (before its colon) is among the question's terms or their translations. "DPO"
-    ("直接偏好优化") names "Direct Preference Optimization: ..."; "Vision Transformers"
-    does not name "EfficientViT: Memory Efficient Vision Transformer ...". """
-    head = set(keyword_tokens(re.split(r"[:：]", title)[0]))
+    head (see :func:`title_head`) is among the question's terms or their translations.
+    "DPO" ("直接偏好优化") names "Direct Preference Optimization: ..."; "Vision
+    Transformers" does not name "EfficientViT: Memory Efficient Vision Transformer ...". """
+    head = set(keyword_tokens(title_head(title)))
     said = profile.term_tokens | set(keyword_tokens(" ".join(c.text for c in profile.constraints)))
     return bool(head) and head <= said
+
+
+# Where a title without a colon turns from its name to what it does: "4D Gaussian
+# Splatting for Real-Time ...", "Scaling Laws for Neural Language Models".
+_TITLE_TURN = re.compile(r"\s(?:for|with|via|using|from|towards|in|on|of)\s")
+
+
+def title_head(title: str) -> str:
+    """The name part of a title: before its colon, else before the first preposition
+    that follows a word."""
+    head = re.split(r"[:：]", title)[0]
+    if head == title:
+        head = _TITLE_TURN.split(title, maxsplit=1)[0]
+    return head
 
 
 @lru_cache(maxsize=16)
@@ -1140,7 +1195,7 @@ def choose_evidence(profile: QuestionProfile, passages: Sequence[PassageLike],
     sentences about the same subject are citations that hold nothing new.
     """
     ranked = sorted(candidate_sentences(profile, passages),
-                    key=lambda e: (-(e.mass + e.quantity_fit), e.passage, e.sentence.start))
+                    key=lambda e: (-e.term_score, e.passage, e.sentence.start))
     head = ranked[:EMBEDDED_CANDIDATES]
     if embedder is not None and head:
         vectors = embedder.embed_passages([e.quote for e in head])
