@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import backends
 from .answer import focus_passages
 from .assistant import Assistant
 from .config import Config
@@ -344,7 +345,8 @@ def bench_milvus_scale(sizes: list[int], dimension: int = 384, queries: int = 20
     index time, single-query latency and recall@k against exact search."""
     import faiss
 
-    from .vectorstores import MilvusSettings, MilvusVectors
+    from .config import MilvusSettings
+    from .vectorstores import MilvusVectors
 
     faiss.omp_set_num_threads(1)
     rows = []
@@ -400,7 +402,7 @@ def bench_milvus_corpus(assistant: Assistant, questions: list[EvalQuestion],
 
     answerable = [q for q in questions if q.answerable and q.evidence]
     result: dict[str, Any] = {}
-    if assistant.store.vectors.kind != "faiss":  # the copy below moves FAISS vectors
+    if assistant.store.vectors.collection is not None:  # the copy below moves files
         return {"skipped": "the index already keeps its vectors in Milvus"}
     with tempfile.TemporaryDirectory(prefix="bench-milvus-corpus-") as folder:
         copy = Path(folder) / "index"
@@ -662,7 +664,7 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
         picked = answerable[:: max(len(answerable) // answers, 1)][:answers]
         report.answers = bench_answers(assistant, picked, llm)
         report.memory["after answering"] = current_rss_mb()
-    if formats and llm == "local":
+    if formats and backends.has("llm", llm, backends.LOCAL_WEIGHTS):
         stride = max(len(answerable) // format_prompts, 1)
         report.formats = bench_formats(assistant, answerable[::stride][:format_prompts],
                                        formats, format_accuracy)

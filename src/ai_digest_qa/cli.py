@@ -9,7 +9,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from . import _offline  # noqa: F401
+from . import (
+    _offline,  # noqa: F401
+    backends,
+)
 from .assistant import Assistant, QuestionError
 from .config import LLM_BACKENDS, VECTOR_STORES, ConfigError, load_config
 from .index import IndexCorruptError, progress_printer
@@ -87,7 +90,8 @@ def _add_bench_command(commands: Subcommands) -> None:
                        help="synthetic corpus sizes for the scale test (comma-separated; "
                             "'' to skip; 1000000 takes ~10 min and ~3 GB)")
     bench.add_argument("--answers", type=int, default=3, help="questions answered by the LLM")
-    bench.add_argument("--llm", default="local", choices=["local", "openai"],
+    bench.add_argument("--llm", default="local",
+                       choices=backends.names("llm", backends.GENERATES),
                        help="answer backend to time")
     bench.add_argument("--formats", default="all",
                        help="llama.cpp runtime x weight format timed side by side, as "
@@ -165,7 +169,8 @@ def _cmd_migrate(assistant: Assistant, args: argparse.Namespace) -> int:
     report = assistant.migrate(args.to, progress=progress_printer("vectors"))
     print(report.summary(), file=sys.stderr)
     store = assistant.store
-    where = (assistant.config.milvus_settings.shown_uri if args.to == "milvus"
+    where = (assistant.config.milvus_settings.shown_uri
+             if backends.has("vector_store", args.to, backends.COLLECTION)
              else assistant.config.index_dir)
     if report.vectors_moved:
         print(f"{store.vectors.size} vectors for {len(store.chunks)} chunks now in {args.to} "
@@ -282,9 +287,10 @@ def _eval_answers(assistant: Assistant, questions: list[Any], args: argparse.Nam
     results = []
     for llm in args.llm or ["local"]:
         runs = [evaluate_answers(assistant, questions, llm, "ours")]
-        if previous is not None and llm != "extractive":
+        generates = backends.has("llm", llm, backends.GENERATES)  # else nothing to compare
+        if previous is not None and generates:
             runs.append(evaluate_answers(previous, questions, llm, "previous"))
-        if baseline is not None and llm != "extractive":
+        if baseline is not None and generates:
             runs.append(evaluate_answers(baseline, questions, llm, "llama-index"))
         results.append(runs)
     if args.json:

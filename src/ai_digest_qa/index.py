@@ -38,6 +38,7 @@ import numpy as np
 from .checksums import file_sha256
 from .chunking import Chunker
 from .cleaning import CLEANER_VERSION
+from .config import MilvusSettings
 from .corpus import DocumentError, SourceFile, discover, load_file
 from .embeddings import Embedder
 from .records import Chunk, Document
@@ -51,7 +52,6 @@ from .vectorstores import (
     ChunkVectors,
     FaissVectors,
     MilvusMissingError,
-    MilvusSettings,
     MilvusVectors,
     VectorStoreUnavailable,
     drop_collections,
@@ -695,13 +695,16 @@ class IndexStore:
         """
         return self._known(self.vectors.search(vector, k))
 
-    def keyword_search(self, query: str, k: int, backend: str = "local"
-                       ) -> list[tuple[str, float]]:
-        """BM25 ``(chunk_id, score)``: the index's own bm25s index, or (``"milvus"``) the
-        collection's full-text search, skipping ids as :meth:`dense_search` does."""
-        if backend == "milvus":
-            return self._known(self.vectors.keyword_search(query, k))
+    def keyword_search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """BM25 ``(chunk_id, score)`` from the index's own bm25s index
+        (``keyword_search = "local"``)."""
         return self.keywords.search(query, k)
+
+    def full_text_search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """BM25 ``(chunk_id, score)`` from the vector store's own full-text search (its
+        ``full-text`` capability, e.g. ``keyword_search = "milvus"``), skipping ids as
+        :meth:`dense_search` does."""
+        return self._known(self.vectors.keyword_search(query, k))
 
     # -- vocabulary (what evidence.py asks of the index) --
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import backends
 from .chunking import Chunker
 from .config import Config
-from .embeddings import Embedder, embedder_identity
+from .embeddings import Embedder
 from .index import (
     MIGRATION_MARKER,
     IndexCorruptError,
@@ -32,7 +33,6 @@ from .vectorstores import (
     MilvusMissingError,
     MilvusVectors,
     VectorStoreUnavailable,
-    create_vectors,
 )
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class IndexKeeper:
                                   "built a new index without them")
             store = None
         if store is not None:
-            reason = store.manifest.incompatibility(embedder_identity(self.config),
+            reason = store.manifest.incompatibility(backends.identity(self.config),
                                                     self.chunker.settings)
             if rebuild or reason:
                 report.rebuilt_because = reason or "rebuild requested"
@@ -123,7 +123,7 @@ class IndexKeeper:
         dimension = self.embedder.dimension
         vectors = self._new_vectors(self.config.vector_store, dimension)
         store = IndexStore(
-            Manifest(embedder=embedder_identity(self.config), dimension=dimension,
+            Manifest(embedder=backends.identity(self.config), dimension=dimension,
                      chunking=self.chunker.settings,
                      sources=previous.sources if previous else []),
             dimension, vectors)
@@ -134,7 +134,8 @@ class IndexKeeper:
     def _new_vectors(self, kind: str, dimension: int) -> ChunkVectors:
         """Empty vectors of ``kind``; a new Milvus collection is recorded first, so it is
         dropped once unused even if its build is killed."""
-        vectors = create_vectors(kind, dimension, self.config.milvus_settings)
+        vectors: ChunkVectors = backends.build("vector_store", kind, self.config,
+                                               dimension=dimension)
         record_collection(self.config.index_dir, vectors)
         return vectors
 
@@ -161,7 +162,8 @@ class IndexKeeper:
         marker = self.config.index_dir / MIGRATION_MARKER
         source = {"source_generation": store.generation, "embedder": store.manifest.embedder}
         target: ChunkVectors | None = None
-        if to == "milvus" and marker.is_file():  # resume an interrupted migration...
+        resumable = backends.has("vector_store", to, backends.COLLECTION)
+        if resumable and marker.is_file():  # resume an interrupted migration...
             try:
                 recorded = json.loads(marker.read_text(encoding="utf-8"))
                 # ...but only of this very index: otherwise its vectors may be stale.
