@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -42,6 +43,8 @@ class Assistant:
         self._lock = threading.RLock()
         self._llms: dict[str, ChatLLM | None] = {}
         self.last_update: UpdateReport | None = None
+        # Damage the check after load found (the index was then rebuilt); None: none seen.
+        self.integrity_problem: str | None = None
         # The relevance model answers use; None: the calibrated one (data/relevance.json).
         self.relevance: RelevanceModel | None = None
 
@@ -132,7 +135,17 @@ class Assistant:
                                if old_retriever is not None else None)
             self._store = store
             self.last_update = report
-            return report
+        # Large indexes serve first and verify their big files after (integrity.py).
+        store.integrity.start(partial(self._damaged, store))
+        return report
+
+    def _damaged(self, store: IndexStore, reason: str) -> None:
+        """The check after load found ``store``'s files damaged: rebuild, as for damage
+        found on load (lifecycle.IndexKeeper, with the reason)."""
+        self.integrity_problem = reason
+        with self._lock:
+            if self._store is store:  # else a newer index already replaced it
+                self._run(IndexRequest(scan=self.config.auto_update, damaged=reason), None)
 
     @property
     def retriever(self) -> HybridRetriever:

@@ -134,6 +134,11 @@ class Config:
     # Turn off on instances serving a shared index that an ingest job keeps up to date
     # (`ai-digest-qa index` always updates).
     auto_update: bool = True
+    # Above this many MB of stored files, the vectors and keyword arrays are checked
+    # against their checksums after the index loads, in the background (searches meanwhile
+    # use them as loaded; a mismatch rebuilds the index); below, before it serves.
+    # `ai-digest-qa bench` measures what the check costs on this machine.
+    verify_background_mb: float = 256.0
 
     # Retrieval.
     top_k: int = 5
@@ -286,6 +291,9 @@ class Config:
                 f"chunk_overlap must be >= 0 and smaller than chunk_size "
                 f"({self.chunk_overlap} vs {self.chunk_size})."
             )
+        if self.verify_background_mb < 0:
+            raise ConfigError("verify_background_mb must be >= 0 (0: always verify the "
+                              f"large files after load), got {self.verify_background_mb}.")
         if self.max_file_mb <= 0:
             raise ConfigError(f"max_file_mb must be > 0, got {self.max_file_mb}.")
         if self.max_upload_files < 1:

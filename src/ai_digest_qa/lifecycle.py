@@ -51,6 +51,8 @@ class IndexRequest:
     rebuild: bool = False
     scan: bool = True
     migrate_to: str | None = None
+    # Damage found after load (the background integrity check): rebuild for this reason.
+    damaged: str | None = None
 
 
 class IndexKeeper:
@@ -70,7 +72,7 @@ class IndexKeeper:
         """The index after ``request``, and the report of what changed. The caller holds
         the index folder's lock."""
         report = UpdateReport()
-        store = self._open(request.rebuild, report)
+        store = self._open(request, report)
         if store is None:
             store = self._new_store()
             report.rebuilt_because = report.rebuilt_because or "no index yet"
@@ -89,9 +91,13 @@ class IndexKeeper:
 
     # -- load, or decide to rebuild --
 
-    def _open(self, rebuild: bool, report: UpdateReport) -> IndexStore | None:
+    def _open(self, request: IndexRequest, report: UpdateReport) -> IndexStore | None:
         """The index on disk if it can be kept; None (with the reason in ``report``) when
         it must be built anew."""
+        rebuild = request.rebuild
+        if request.damaged:  # as if the load had found it: IndexCorruptError below
+            report.rebuilt_because = request.damaged
+            return None
         try:
             store = self._load_or_none(report)
         except (VectorStoreUnavailable, MilvusMissingError) as exc:
@@ -112,7 +118,8 @@ class IndexKeeper:
 
     def _load_or_none(self, report: UpdateReport) -> IndexStore | None:
         try:
-            return IndexStore.load(self.config.index_dir, self.config.milvus_settings)
+            return IndexStore.load(self.config.index_dir, self.config.milvus_settings,
+                                   int(self.config.verify_background_mb * 1e6))
         except IndexCorruptError as exc:
             if IndexStore.current_generation(self.config.index_dir) is not None:
                 report.rebuilt_because = str(exc)
