@@ -87,8 +87,9 @@ def _add_bench_command(commands: Subcommands) -> None:
     bench = commands.add_parser("bench", help="measure speed and memory (JSON, markdown, plot)")
     bench.add_argument("--set", default=None, help="question set (eval/dev_qa.jsonl)")
     bench.add_argument("--sizes", default="10000,100000",
-                       help="synthetic corpus sizes for the scale test (comma-separated; "
-                            "'' to skip; 1000000 takes ~10 min and ~3 GB)")
+                       help="synthetic corpus sizes for the scale and integrity tests "
+                            "(comma-separated; '' to skip; 1000000 takes ~10 min and ~3 GB, "
+                            "and writes ~4.6 GB of temporary index files to hash)")
     bench.add_argument("--answers", type=int, default=3, help="questions answered by the LLM")
     bench.add_argument("--llm", default="local",
                        choices=backends.names("llm", backends.GENERATES),
