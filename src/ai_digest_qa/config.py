@@ -34,9 +34,7 @@ CONFIG_FILE_NAME = "ai-digest-qa.toml"
 # The names each choice setting accepts, checked once in Config.__post_init__ (the CLI
 # and the page take theirs from here). The backends' names, what they need and what
 # they can do are the registry's (backends.py).
-EMBEDDING_BACKENDS = backends.names("embedder")
-VECTOR_STORES = backends.names("vector_store")
-KEYWORD_SEARCHES = backends.names("keyword_search")
+VECTOR_STORES = backends.names("vector_store")  # for the CLI
 LLM_BACKENDS = backends.names("llm")
 ANSWER_STRATEGIES = ("evidence", "passages")  # see answer.py
 SAME_LANGUAGE_ANSWERS = ("auto", "quote", "phrase")  # see answer.py
