@@ -34,7 +34,7 @@ CONFIG_FILE_NAME = "ai-digest-qa.toml"
 # The names each choice setting accepts, checked once in Config.__post_init__ (the CLI
 # and the page take theirs from here). The backends' names, what they need and what
 # they can do are the registry's (backends.py).
-VECTOR_STORES = backends.names("vector_store")  # for the CLI
+VECTOR_STORES = backends.names("vector_store")  # the CLI's choices
 LLM_BACKENDS = backends.names("llm")
 ANSWER_STRATEGIES = ("evidence", "passages")  # see answer.py
 SAME_LANGUAGE_ANSWERS = ("auto", "quote", "phrase")  # see answer.py
@@ -98,7 +98,6 @@ class MilvusSettings:
 def is_lite_uri(uri: str) -> bool:
     """A Milvus Lite file, not a server address."""
     return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
-
 
 
 @dataclass(frozen=True)
