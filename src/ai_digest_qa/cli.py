@@ -156,6 +156,12 @@ def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
                                     remove_paths=list(args.remove),
                                     progress=progress_printer("embedding"))
     print(report.summary(), file=sys.stderr)
+    # A large index's vectors and keyword arrays are verified after load: an ingest job
+    # waits for that check, and for the rebuild a mismatch starts, before it exits.
+    check = assistant.store.integrity
+    check.wait()
+    if check.problem and assistant.last_update is not None:
+        print(f"{check.problem}\n{assistant.last_update.summary()}", file=sys.stderr)
     if args.list:
         for document in assistant.documents():
             print(f"{document.doc_id}\t{document.language}\t{document.kind}\t{document.title}")
