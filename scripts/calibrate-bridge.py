@@ -15,16 +15,16 @@ import random
 
 import numpy as np
 
+from ai_digest_qa import backends
 from ai_digest_qa.bridge import MIN_MARGIN, MIN_SCORE, best_match, csls
 from ai_digest_qa.config import load_config
-from ai_digest_qa.embeddings import make_embedder
 from ai_digest_qa.glossary import default_glossary
 
 DISTRACTORS = 40
 
 
 def main() -> None:
-    embedder = make_embedder(load_config())
+    embedder = backends.create("embedder", load_config())
     pairs = [(zh, terms[0]) for zh, terms in default_glossary().chinese.items()]
     random.Random(1).shuffle(pairs)
     reference, test = pairs[::2], pairs[1::2]

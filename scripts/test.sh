@@ -27,4 +27,5 @@ python3 -m venv .venv-default
 .venv-default/bin/python -c "import importlib.util as u, sys; sys.exit(bool(u.find_spec('pymilvus') or u.find_spec('torch')))" \
     || { echo "the default install should have neither pymilvus nor torch" >&2; exit 1; }
 .venv-default/bin/python -m pytest -q -p no:cacheprovider -m "not slow" \
-    tests/test_index.py tests/test_corpus.py tests/test_api.py tests/test_structure.py
+    tests/test_index.py tests/test_integrity.py tests/test_backends.py tests/test_corpus.py \
+    tests/test_api.py tests/test_structure.py

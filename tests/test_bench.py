@@ -128,6 +128,10 @@ def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp
     assert row["chunks"] == 3000 and row["index"] == "hnsw"  # above the flat limit
     assert 0 < row["recall@10"] <= 1 and _positive(row["speedup_vs_exact"])
     assert (out / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (check,) = data["integrity"]  # 3,000 chunks: ~14 MB, all verified before serving
+    assert check["chunks"] == 3000 and 10 < check["stored_mb"] < 20
+    assert check["deferred_mb"] == 0 and _positive(check["before_serving_seconds"])
+    assert 0 < check["file_mb_per_s"] < 3 * check["raw_sha256_mb_per_s"]
     (milvus,) = data["milvus_scale"]
     assert milvus["chunks"] == 3000 and milvus["milvus_recall@10"] > 0.8
     assert _positive(milvus["milvus"]["p50_ms"]) and _positive(milvus["faiss"]["p50_ms"])
@@ -156,6 +160,7 @@ def test_benchmark_writes_json_markdown_and_plot(corpus_assistant, baseline, tmp
     markdown = (out / "bench.md").read_text()
     assert "## Runtime x weight format" in markdown and "previous default" in markdown
     assert "## Scale" in markdown and "scale.png" in markdown
+    assert "| 3,000 | 14 | 0 |" in markdown
     assert "## Milvus Lite against FAISS" in markdown and "milvus + milvus bm25" in markdown
     assert report.seconds > 0
 
@@ -265,3 +270,29 @@ def test_scale_rows_keep_the_json_keys_and_the_markdown(tmp_path):
             in markdown)
     plot_scale(rows, tmp_path / "scale.png")
     assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_integrity_bench_verifies_files_of_the_real_sizes_split_as_a_load_splits_them():
+    from ai_digest_qa.bench import BenchReport, bench_integrity, synthetic_index_files
+    from ai_digest_qa.records import IntegrityRow
+
+    files = synthetic_index_files(2000, 384)
+    assert files["vectors/default__vector_store.json"] == 2000 * 384 * 4 + 45
+    total = sum(files.values()) / 1e6
+    large = sum(v for k, v in files.items() if k.startswith(("vectors/", "keyword/"))) / 1e6
+    (below,) = bench_integrity([2000], 384, background_mb=total, raw_mb=32)
+    (above,) = bench_integrity([2000], 384, background_mb=total / 2, raw_mb=32)
+    assert type(below) is IntegrityRow and below.stored_mb == above.stored_mb == total
+    assert below.deferred_mb == 0 and below.after_load_seconds < below.before_serving_seconds
+    assert above.deferred_mb == pytest.approx(large) and above.after_load_seconds > 0
+    for row in (below, above):
+        seconds = row.before_serving_seconds + row.after_load_seconds
+        assert row.file_mb_per_s == pytest.approx(row.stored_mb / seconds)
+        # Reading and hashing a file is not faster than hashing memory (3x: noise).
+        assert 1 < row.file_mb_per_s < 3 * row.raw_sha256_mb_per_s < 3e5
+    data = BenchReport(machine={}, integrity=[above]).to_json()["integrity"]
+    assert list(data[0]) == ["chunks", "stored_mb", "deferred_mb", "before_serving_seconds",
+                             "after_load_seconds", "file_mb_per_s", "raw_sha256_mb_per_s"]
+    markdown = BenchReport(machine={"cpu": "c", "cores": 1, "memory_gb": 1.0, "python": "3"},
+                           integrity=[above]).markdown()
+    assert f"| 2,000 | {total:.0f} | {large:.0f} |" in markdown

@@ -57,17 +57,33 @@ def test_no_module_asks_which_vector_store_class_it_holds():
     assert offenders == []
 
 
-def test_backend_names_come_from_the_config_alone():
+def test_backend_names_come_from_the_registry_alone():
+    """The config, the CLI and the page take the backends' names from backends.py
+    (tests/test_backends.py checks that no module compares them itself)."""
+    from ai_digest_qa import backends
     from ai_digest_qa.config import LLM_BACKENDS, VECTOR_STORES
     from ai_digest_qa.ui import MODES
 
+    assert LLM_BACKENDS == backends.names("llm") and all(label for label, _ in MODES)
     assert [value for _, value in MODES] == list(LLM_BACKENDS)
     source = (PACKAGE / "cli.py").read_text(encoding="utf-8")
     assert "choices=LLM_BACKENDS" in source and "choices=VECTOR_STORES" in source
     assert '"faiss", "milvus"' not in source and VECTOR_STORES == ("faiss", "milvus")
-    # Each setting's names are checked in one place: the config's one loop.
-    config = (PACKAGE / "config.py").read_text(encoding="utf-8")
-    assert config.count("is not known") == 1
+    # An unknown name gets one wording, made in one place.
+    worded = [p.name for p in PACKAGE.glob("*.py")
+              if "is not known" in p.read_text(encoding="utf-8")]
+    assert worded == ["errors.py"]
+    # The registry and the config import no backend module, not even inside a function.
+    assert _package_imports(PACKAGE / "config.py") == {"backends", "errors"}
+    assert _package_imports(PACKAGE / "backends.py") <= {"errors", "config"}
+
+
+def _package_imports(path: Path) -> set[str]:
+    """Sibling modules ``path`` imports anywhere (functions and TYPE_CHECKING included)."""
+    return {node.module.split(".")[0] if node.module else alias.name
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.ImportFrom) and node.level == 1
+            for alias in node.names}
 
 
 def test_every_data_file_is_package_data():

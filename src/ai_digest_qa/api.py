@@ -32,6 +32,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from . import backends
 from .assistant import Assistant, QuestionError, validate_question
 from .concurrency import AnswerSlots, ServerBusy
 from .config import ConfigError
@@ -44,11 +45,7 @@ MODEL_ID = "ai-digest-qa"
 # Model ids a client can pick: the configured answer backend, or one named. None = as
 # configured (an unavailable LLM then falls back to quotes, and says so).
 MODELS: dict[str, str | None] = {
-    MODEL_ID: None,
-    f"{MODEL_ID}-local": "local",
-    f"{MODEL_ID}-openai": "openai",
-    f"{MODEL_ID}-extractive": "extractive",
-}
+    MODEL_ID: None, **{f"{MODEL_ID}-{name}": name for name in backends.names("llm")}}
 MAX_TEMPERATURE = 2.0  # OpenAI's own range
 MAX_RETRIEVE_TOP_K = 50
 
@@ -260,7 +257,7 @@ class ApiService:
 
     def check_model(self, request: ChatRequest) -> None:
         """A model named explicitly must load; the default one may fall back to quotes."""
-        if request.llm is None or request.llm == "extractive":
+        if request.llm is None or not backends.has("llm", request.llm, backends.GENERATES):
             return
         try:
             self.assistant.llm(request.llm)

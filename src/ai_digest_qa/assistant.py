@@ -5,20 +5,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
 
+from . import backends
 from .answer import Answerer
 from .answerability import RelevanceModel, Signals
 from .bridge import TermBridge, default_cache_dir
 from .chunking import Chunker
 from .config import Config, ConfigError, load_config
-from .embeddings import Embedder, make_embedder
+from .embeddings import Embedder
 from .index import IndexStore, UpdateReport, index_lock
 from .lifecycle import IndexKeeper, IndexRequest, ProgressCallback
-from .llm import ChatLLM, LLMError, make_llm
+from .llm import ChatLLM, LLMError
 from .records import Answer, Document, History, Passage, Retrieval
 from .retrieval import CrossEncoderReranker, HybridRetriever
 
@@ -41,6 +43,8 @@ class Assistant:
         self._lock = threading.RLock()
         self._llms: dict[str, ChatLLM | None] = {}
         self.last_update: UpdateReport | None = None
+        # Damage the check after load found (the index was then rebuilt); None: none seen.
+        self.integrity_problem: str | None = None
         # The relevance model answers use; None: the calibrated one (data/relevance.json).
         self.relevance: RelevanceModel | None = None
 
@@ -56,7 +60,7 @@ class Assistant:
             return embedder
         with self._lock:
             if self._embedder is None:
-                self._embedder = make_embedder(self.config)
+                self._embedder = backends.create("embedder", self.config)
             return self._embedder
 
     @property
@@ -109,10 +113,10 @@ class Assistant:
     def migrate(self, to: str, progress: ProgressCallback | None = None) -> UpdateReport:
         """Move the index's vectors to backend ``to`` ("faiss" or "milvus") without
         re-embedding; resumable, with a count check at the end."""
-        if to == "faiss":  # Milvus's full-text search goes with it
-            self.config = replace(self.config, vector_store=to, keyword_search="local")
-        else:
-            self.config = replace(self.config, vector_store=to)
+        keyword = backends.lookup("keyword_search", self.config.keyword_search)
+        if backends.missing(keyword, to):  # e.g. Milvus's full-text search goes with it
+            keyword = backends.fitting("keyword_search", to)
+        self.config = replace(self.config, vector_store=to, keyword_search=keyword.name)
         with self._lock:
             self._store = None
             self._retriever = None
@@ -131,7 +135,17 @@ class Assistant:
                                if old_retriever is not None else None)
             self._store = store
             self.last_update = report
-            return report
+        # Large indexes serve first and verify their big files after (integrity.py).
+        store.integrity.start(partial(self._damaged, store))
+        return report
+
+    def _damaged(self, store: IndexStore, reason: str) -> None:
+        """The check after load found ``store``'s files damaged: rebuild, as for damage
+        found on load (lifecycle.IndexKeeper, with the reason)."""
+        self.integrity_problem = reason
+        with self._lock:
+            if self._store is store:  # else a newer index already replaced it
+                self._run(IndexRequest(scan=self.config.auto_update, damaged=reason), None)
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -170,7 +184,8 @@ class Assistant:
                 return self._llms[name]
             with self._lock:
                 if name not in self._llms:
-                    self._llms[name] = make_llm(replace(self.config, llm_backend=name))
+                    self._llms[name] = backends.create(
+                        "llm", replace(self.config, llm_backend=name))
                 return self._llms[name]
         return backend
 

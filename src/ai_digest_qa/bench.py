@@ -8,13 +8,16 @@
   prompt, and prompt tokens per answer;
 - peak memory (RSS) of the process holding index, embedder and model;
 - scale: vector search latency, memory and recall against exact search on a synthetic
-  corpus of 1e4, 1e5 (and, by hand, 1e6) chunks, with the FAISS index type chosen by size.
+  corpus of 1e4, 1e5 (and, by hand, 1e6) chunks, with the FAISS index type chosen by size;
+- integrity: the time to verify the checksums of an index of those sizes, against
+  sha256's in-memory speed in the same run.
 
 Figures are wall-clock on a noisy machine: compare ratios measured in the same run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -29,13 +32,23 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import backends
 from .answer import focus_passages
 from .assistant import Assistant
 from .config import Config
 from .evaluation import EvalQuestion
 from .index import _embed_text
+from .integrity import checksums, split, verify
 from .prompts import answer_messages
-from .records import Answer, BenchAnswerRow, MilvusScaleRow, Passage, Retrieval, ScaleRow
+from .records import (
+    Answer,
+    BenchAnswerRow,
+    IntegrityRow,
+    MilvusScaleRow,
+    Passage,
+    Retrieval,
+    ScaleRow,
+)
 from .vectorstores import choose_faiss_index, make_faiss_index
 
 
@@ -338,13 +351,83 @@ def bench_scale(sizes: list[int], dimension: int = 384, queries: int = 200, k: i
     return rows
 
 
+# --- integrity -----------------------------------------------------------------------
+
+# Per chunk, measured on this repository's index (300-unit chunks): the records
+# (chunks.jsonl and documents.jsonl) take ~2,240 bytes, llama-index's JSON id map ~140,
+# and bm25s a 4-byte score and a 4-byte token id for each of ~89 distinct tokens.
+RECORD_BYTES_PER_CHUNK = 2240
+ID_MAP_BYTES_PER_CHUNK = 140
+KEYWORD_ENTRIES_PER_CHUNK = 89
+
+
+def synthetic_index_files(n: int, dimension: int) -> dict[str, int]:
+    """The files of an index of ``n`` chunks of ``dimension``-d float32 vectors, and
+    their sizes in bytes."""
+    keyword = n * KEYWORD_ENTRIES_PER_CHUNK * 4 + 128  # .npy header
+    records = n * RECORD_BYTES_PER_CHUNK
+    return {"chunks.jsonl": records // 2, "documents.jsonl": records - records // 2,
+            "vectors/default__vector_store.json": n * dimension * 4 + 45,  # FAISS header
+            "vectors/id_map.json": n * ID_MAP_BYTES_PER_CHUNK,
+            "keyword/data.csc.index.npy": keyword, "keyword/indices.csc.index.npy": keyword}
+
+
+def _write_file(path: Path, size: int, block: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        for start in range(0, size, len(block)):
+            handle.write(block[:min(len(block), size - start)])
+
+
+def raw_sha256_mb_per_s(mb: int = 256) -> float:
+    """sha256 of ``mb`` MB in memory: the hash alone, no file reading."""
+    block = np.random.default_rng(0).bytes(1 << 24)
+    rounds = max(1, int(mb * 1e6) // len(block))
+    digest = hashlib.sha256()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        digest.update(block)
+    return rounds * len(block) / 1e6 / (time.perf_counter() - started)
+
+
+def bench_integrity(sizes: list[int], dimension: int = 384, background_mb: float = 256.0,
+                    raw_mb: int = 256) -> list[IntegrityRow]:
+    """Seconds to verify the checksums of an index per size, split as a load splits them
+    at ``background_mb`` (before serving, after load). The files are synthetic, of the
+    real sizes (sha256 does not depend on the bytes), and just hashed once for their
+    digests, so they are read from the page cache: a cold disk adds its read time."""
+    rows = []
+    block = np.random.default_rng(1).bytes(1 << 22)
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-integrity-") as name:
+            folder = Path(name)
+            files = synthetic_index_files(n, dimension)
+            for file, size in files.items():
+                _write_file(folder / file, size, block)
+            now, later = split(folder, checksums(folder), int(background_mb * 1e6))
+            seconds = []
+            for part in (now, later):
+                started = time.perf_counter()
+                verify(folder, part)
+                seconds.append(time.perf_counter() - started)
+            deferred = sum(files[file] for file in later) / 1e6
+        stored_mb = sum(files.values()) / 1e6
+        rows.append(IntegrityRow(
+            chunks=n, stored_mb=stored_mb, deferred_mb=deferred,
+            before_serving_seconds=seconds[0], after_load_seconds=seconds[1],
+            file_mb_per_s=stored_mb / sum(seconds),
+            raw_sha256_mb_per_s=raw_sha256_mb_per_s(raw_mb)))
+    return rows
+
+
 def bench_milvus_scale(sizes: list[int], dimension: int = 384, queries: int = 200,
                       k: int = 10) -> list[MilvusScaleRow]:
     """Milvus Lite against FAISS on the same synthetic vectors and queries: insert and
     index time, single-query latency and recall@k against exact search."""
     import faiss
 
-    from .vectorstores import MilvusSettings, MilvusVectors
+    from .config import MilvusSettings
+    from .vectorstores import MilvusVectors
 
     faiss.omp_set_num_threads(1)
     rows = []
@@ -400,7 +483,7 @@ def bench_milvus_corpus(assistant: Assistant, questions: list[EvalQuestion],
 
     answerable = [q for q in questions if q.answerable and q.evidence]
     result: dict[str, Any] = {}
-    if assistant.store.vectors.kind != "faiss":  # the copy below moves FAISS vectors
+    if assistant.store.vectors.collection is not None:  # the copy below moves files
         return {"skipped": "the index already keeps its vectors in Milvus"}
     with tempfile.TemporaryDirectory(prefix="bench-milvus-corpus-") as folder:
         copy = Path(folder) / "index"
@@ -467,6 +550,7 @@ class BenchReport:
     memory: dict[str, Any] = field(default_factory=dict)
     cold_start: dict[str, float] = field(default_factory=dict)
     scale: list[ScaleRow] = field(default_factory=list)
+    integrity: list[IntegrityRow] = field(default_factory=list)
     milvus_scale: list[MilvusScaleRow] = field(default_factory=list)
     milvus_corpus: dict[str, Any] = field(default_factory=dict)
     formats: dict[str, Any] = field(default_factory=dict)
@@ -479,6 +563,7 @@ class BenchReport:
         to_json (their keys are bench.json's: "recall@10", optional figures left out)."""
         data = asdict(self)
         data["scale"] = [row.to_json() for row in self.scale]
+        data["integrity"] = [row.to_json() for row in self.integrity]
         data["milvus_scale"] = [row.to_json() for row in self.milvus_scale]
         if self.answers:
             data["answers"] = {**self.answers, "questions": [
@@ -506,6 +591,8 @@ class BenchReport:
             lines += self._memory_md()
         if self.scale:
             lines += self._scale_md(plot_name)
+        if self.integrity:
+            lines += self._integrity_md()
         if self.milvus_scale:
             lines += self._milvus_scale_md()
         if self.milvus_corpus:
@@ -604,6 +691,22 @@ class BenchReport:
         lines.append("")
         return lines
 
+    def _integrity_md(self) -> list[str]:
+        lines = ["## Integrity check (sha256 of every stored file)", "",
+                 "| chunks | stored MB | checked after load MB | before serving s | after "
+                 "load s | MB/s from files | sha256 MB/s in memory | files / memory |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in self.integrity:
+            lines.append(f"| {r.chunks:,} | {r.stored_mb:.0f} | {r.deferred_mb:.0f} | "
+                         f"{r.before_serving_seconds:.2f} | {r.after_load_seconds:.2f} | "
+                         f"{r.file_mb_per_s:.0f} | {r.raw_sha256_mb_per_s:.0f} | "
+                         f"{r.file_mb_per_s / r.raw_sha256_mb_per_s:.2f} |")
+        lines += ["", "Synthetic files of an index's real sizes (384-d float32 vectors, "
+                  "bm25s arrays, records), read from the page cache: a cold disk adds its "
+                  "read time. Above verify_background_mb the vectors and keyword arrays are "
+                  "checked after load, in the background.", ""]
+        return lines
+
     def _milvus_scale_md(self) -> list[str]:
         lines: list[str] = []
         lines += ["## Milvus Lite against FAISS (same synthetic vectors and queries)", "",
@@ -662,7 +765,7 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
         picked = answerable[:: max(len(answerable) // answers, 1)][:answers]
         report.answers = bench_answers(assistant, picked, llm)
         report.memory["after answering"] = current_rss_mb()
-    if formats and llm == "local":
+    if formats and backends.has("llm", llm, backends.LOCAL_WEIGHTS):
         stride = max(len(answerable) // format_prompts, 1)
         report.formats = bench_formats(assistant, answerable[::stride][:format_prompts],
                                        formats, format_accuracy)
@@ -672,6 +775,8 @@ def run_bench(assistant: Assistant, questions: list[EvalQuestion], out_dir: Path
     report.memory["peak before scale tests"] = peak_rss_mb()
     if sizes:
         report.scale = bench_scale(sizes, assistant.embedder.dimension, flat_limit=flat_limit)
+        report.integrity = bench_integrity(sizes, assistant.embedder.dimension,
+                                           assistant.config.verify_background_mb)
     if milvus_sizes is not None:  # None: Milvus not benchmarked; [] : the corpus part only
         report.milvus_corpus = bench_milvus_corpus(assistant, questions)
         if milvus_sizes:

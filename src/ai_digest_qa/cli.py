@@ -9,7 +9,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from . import _offline  # noqa: F401
+from . import (
+    _offline,  # noqa: F401
+    backends,
+)
 from .assistant import Assistant, QuestionError
 from .config import LLM_BACKENDS, VECTOR_STORES, ConfigError, load_config
 from .index import IndexCorruptError, progress_printer
@@ -84,10 +87,12 @@ def _add_bench_command(commands: Subcommands) -> None:
     bench = commands.add_parser("bench", help="measure speed and memory (JSON, markdown, plot)")
     bench.add_argument("--set", default=None, help="question set (eval/dev_qa.jsonl)")
     bench.add_argument("--sizes", default="10000,100000",
-                       help="synthetic corpus sizes for the scale test (comma-separated; "
-                            "'' to skip; 1000000 takes ~10 min and ~3 GB)")
+                       help="synthetic corpus sizes for the scale and integrity tests "
+                            "(comma-separated; '' to skip; 1000000 takes ~10 min and ~3 GB, "
+                            "and writes ~4.6 GB of temporary index files to hash)")
     bench.add_argument("--answers", type=int, default=3, help="questions answered by the LLM")
-    bench.add_argument("--llm", default="local", choices=["local", "openai"],
+    bench.add_argument("--llm", default="local",
+                       choices=backends.names("llm", backends.GENERATES),
                        help="answer backend to time")
     bench.add_argument("--formats", default="all",
                        help="llama.cpp runtime x weight format timed side by side, as "
@@ -151,6 +156,12 @@ def _cmd_index(assistant: Assistant, args: argparse.Namespace) -> int:
                                     remove_paths=list(args.remove),
                                     progress=progress_printer("embedding"))
     print(report.summary(), file=sys.stderr)
+    # A large index's vectors and keyword arrays are verified after load: an ingest job
+    # waits for that check, and for the rebuild a mismatch starts, before it exits.
+    check = assistant.store.integrity
+    check.wait()
+    if check.problem and assistant.last_update is not None:
+        print(f"{check.problem}\n{assistant.last_update.summary()}", file=sys.stderr)
     if args.list:
         for document in assistant.documents():
             print(f"{document.doc_id}\t{document.language}\t{document.kind}\t{document.title}")
@@ -165,7 +176,8 @@ def _cmd_migrate(assistant: Assistant, args: argparse.Namespace) -> int:
     report = assistant.migrate(args.to, progress=progress_printer("vectors"))
     print(report.summary(), file=sys.stderr)
     store = assistant.store
-    where = (assistant.config.milvus_settings.shown_uri if args.to == "milvus"
+    where = (assistant.config.milvus_settings.shown_uri
+             if backends.has("vector_store", args.to, backends.COLLECTION)
              else assistant.config.index_dir)
     if report.vectors_moved:
         print(f"{store.vectors.size} vectors for {len(store.chunks)} chunks now in {args.to} "
@@ -282,9 +294,10 @@ def _eval_answers(assistant: Assistant, questions: list[Any], args: argparse.Nam
     results = []
     for llm in args.llm or ["local"]:
         runs = [evaluate_answers(assistant, questions, llm, "ours")]
-        if previous is not None and llm != "extractive":
+        generates = backends.has("llm", llm, backends.GENERATES)  # else nothing to compare
+        if previous is not None and generates:
             runs.append(evaluate_answers(previous, questions, llm, "previous"))
-        if baseline is not None and llm != "extractive":
+        if baseline is not None and generates:
             runs.append(evaluate_answers(baseline, questions, llm, "llama-index"))
         results.append(runs)
     if args.json:

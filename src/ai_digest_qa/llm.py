@@ -569,14 +569,15 @@ def _delta_text(data: str, base_url: str) -> str:
         raise LLMError(f"The LLM endpoint {base_url} sent a malformed response ({exc}).") from None
 
 
-def make_llm(config: Config) -> ChatLLM | None:
-    """The LLM named by ``config.llm_backend`` (None for the extractive mode)."""
-    if config.llm_backend == "extractive":
-        return None
-    if config.llm_backend == "openai":
-        key = config.openai_api_key or os.environ.get("OPENAI_API_KEY", "")
-        return OpenAICompatibleLLM(config.openai_base_url, config.openai_model, key)
-    return local_llm(config)
+def openai_llm(config: Config) -> OpenAICompatibleLLM:
+    """The OpenAI-compatible endpoint ``config`` names (``llm_backend = "openai"``)."""
+    key = config.openai_api_key or os.environ.get("OPENAI_API_KEY", "")
+    return OpenAICompatibleLLM(config.openai_base_url, config.openai_model, key)
+
+
+def no_llm(config: Config) -> None:
+    """No model (``llm_backend = "extractive"``): answers are the supporting sentences."""
+    return None
 
 
 if __name__ == "__main__":  # python -m ai_digest_qa.llm probe RUNTIME MODEL THREADS

@@ -422,3 +422,20 @@ class MilvusScaleRow:
                 "milvus_insert_seconds": self.milvus_insert_seconds,
                 "milvus_index_seconds": self.milvus_index_seconds,
                 "p50_ratio_milvus_to_faiss": self.p50_ratio_milvus_to_faiss}
+
+
+@dataclass(frozen=True)
+class IntegrityRow:
+    """What verifying the stored files of an index of ``chunks`` chunks costs
+    (``bench.bench_integrity``), with sha256's in-memory speed measured in the same run."""
+
+    chunks: int
+    stored_mb: float  # every file the manifest has a checksum for
+    deferred_mb: float  # of those, checked after load (0: all before serving)
+    before_serving_seconds: float
+    after_load_seconds: float
+    file_mb_per_s: float  # stored_mb over both times
+    raw_sha256_mb_per_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

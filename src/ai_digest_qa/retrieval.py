@@ -6,9 +6,10 @@ Each step is a small component with a validated ``__init__`` and one ``run()``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from . import backends
 from .config import Config
 from .embeddings import Embedder
 from .glossary import expand_query
@@ -56,22 +57,21 @@ class DenseRetriever:
 class KeywordRetriever:
     """BM25 over jieba tokens; chunks that share no term with the question are dropped.
 
-    ``backend`` "local" is the index's own bm25s index (stemmed, jieba); "milvus" is the
-    Milvus collection's full-text search, for indexes whose vectors live in Milvus.
+    ``backend`` is a keyword search of the registry (backends.py): "local" is the
+    index's own bm25s index (stemmed, jieba); "milvus" the vector store's full-text
+    search, which only a vector store with that capability has.
     """
 
     def __init__(self, store: IndexStore, top_n: int = 30, backend: str = "local") -> None:
         if top_n < 1:
             raise ValueError("top_n must be >= 1")
-        if backend not in ("local", "milvus"):
-            raise ValueError(f"keyword backend {backend!r}: use 'local' or 'milvus'")
-        if backend == "milvus" and store.vectors.kind != "milvus":
-            raise ValueError("keyword_search='milvus' needs an index whose vectors are in "
-                             "Milvus (ai-digest-qa migrate --to milvus)")
+        entry = backends.lookup("keyword_search", backend)
+        backends.require(entry, store.vectors.kind)
         self.store, self.top_n, self.backend = store, top_n, backend
+        self._search: Callable[[IndexStore, str, int], Ranked] = entry.factory()
 
     def run(self, query: str) -> Ranked:
-        return self.store.keyword_search(query, self.top_n, self.backend)
+        return self._search(self.store, query, self.top_n)
 
 
 class ReciprocalRankFusion:

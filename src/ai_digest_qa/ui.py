@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import gradio as gr
 import numpy as np
 
+from . import backends
 from .answer import CITATION_MARKER
 from .assistant import Assistant, QuestionError, validate_question
 from .concurrency import AnswerSlots
@@ -127,8 +128,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "meta": "{llm} · {seconds:.1f} 秒",
     },
 }
-MODES = [("本地模型 Local LLM", "local"), ("托管接口 Hosted (OpenAI-compatible)", "openai"),
-         ("摘录 Extractive (no LLM)", "extractive")]
+MODES = [(backend.label, backend.name) for backend in backends.of_kind("llm")]
 
 EXAMPLES = [
     "斯坦福的大模型透明度指数里,排名第一的模型得了多少分?",
@@ -431,7 +431,8 @@ def page_options(config: Config) -> dict[str, Any]:
 def serving_app(assistant: Assistant, slots: AnswerSlots | None = None) -> ChatApp:
     """The page for ``assistant``, warming up in the background, its queue set."""
     config = assistant.config
-    warmup = Warmup(assistant, load_llm=config.llm_backend != "extractive").start()
+    generates = backends.has("llm", config.llm_backend, backends.GENERATES)
+    warmup = Warmup(assistant, load_llm=generates).start()
     chat = ChatApp(assistant, warmup, slots)
     chat.blocks.queue(max_size=config.ui_queue_size,
                       default_concurrency_limit=config.ui_concurrency)

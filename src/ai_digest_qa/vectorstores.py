@@ -1,8 +1,9 @@
 """Where chunk vectors live: FAISS in the index folder (the default) or a Milvus collection.
 
 Both are llama-index vector stores (``FaissMapVectorStore``, ``MilvusVectorStore``) behind
-one small interface, :class:`ChunkVectors`, chosen by ``vector_store = "faiss" | "milvus"``
-through :func:`create_vectors` / :func:`open_vectors`. The index owns everything else
+one small interface, :class:`ChunkVectors`. New vectors are made by the registry
+(backends.py, ``vector_store``), and a generation's are opened by :func:`open_vectors`
+from what its folder holds. The index owns everything else
 (documents, chunks, keywords, manifest); only Milvus's clean-up after a killed build
 (:meth:`MilvusVectors.reconcile`) is asked for by type.
 
@@ -22,17 +23,19 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .config import VECTOR_STORES, ConfigError, mask_url_credentials
+from .config import MilvusSettings, is_lite_uri
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     import faiss
     from llama_index.vector_stores.faiss import FaissMapVectorStore
+
+    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +179,10 @@ class FaissVectors:
         return cls(store_class(faiss_index=faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))))
 
     @classmethod
+    def from_config(cls, config: Config, dimension: int) -> FaissVectors:
+        return cls.empty(dimension)
+
+    @classmethod
     def load(cls, folder: Path) -> FaissVectors:
         return cls(_faiss_store_class().from_persist_dir(str(folder)))
 
@@ -251,7 +258,8 @@ class FaissVectors:
         """Nothing to do: the generation folder is the whole state."""
 
     def keyword_search(self, query: str, k: int) -> list[tuple[str, float]]:
-        raise ValueError("keyword_search='milvus' needs vector_store='milvus'")
+        # Not reached through the registry: no full-text capability (backends.require).
+        raise ValueError("FAISS holds no chunk text: it has no full-text search")
 
     def reconcile(self, known: set[str]) -> int:
         """Nothing to remove: a killed build never wrote into a live generation's files."""
@@ -262,41 +270,6 @@ class FaissVectors:
 
 
 # --- Milvus --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MilvusSettings:
-    """Where the Milvus collection lives. ``uri`` is a Milvus Lite file (``*.db``) or a
-    server (``http://host:19530``); ``token`` ("user:password" or an API key) is never
-    written to the index or shown."""
-
-    uri: str
-    token: str = field(default="", repr=False)
-    collection_prefix: str = "ai_digest_qa"
-    # HNSW: the recall does not depend on the collection's size. IVF_FLAT (nlist 128,
-    # nprobe 16) built faster but found only 0.68 of the true top 10 at 3,000 chunks and
-    # missed a dev-set passage on our 120-chunk corpus; FLAT searched 4x slower at 1e5.
-    index_type: str = "HNSW"
-    hnsw_m: int = 16
-    ef_construction: int = 200
-    ef: int = 128
-    # Milvus's own BM25 full-text search over the chunk text. jieba is the Chinese
-    # tokenizer both Milvus Lite and a Milvus server accept (Lite rejects {"type": "chinese"}).
-    analyzer: dict[str, Any] = field(default_factory=lambda: {
-        "tokenizer": "jieba", "filter": ["lowercase"]})
-
-    @property
-    def shown_uri(self) -> str:
-        return mask_url_credentials(self.uri)
-
-    @property
-    def is_lite(self) -> bool:
-        return _is_lite_uri(self.uri)
-
-
-def _is_lite_uri(uri: str) -> bool:
-    """A Milvus Lite file, not a server address."""
-    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
 class MilvusMissingError(ConfigError):
@@ -418,6 +391,10 @@ class MilvusVectors:
         return vectors
 
     @classmethod
+    def from_config(cls, config: Config, dimension: int) -> MilvusVectors:
+        return cls.create(config.milvus_settings, dimension)
+
+    @classmethod
     def load(cls, folder: Path, settings: MilvusSettings) -> MilvusVectors:
         return cls.load_named(settings, folder / cls.INFO)
 
@@ -431,7 +408,7 @@ class MilvusVectors:
         """
         info = json.loads(info_file.read_text(encoding="utf-8"))
         recorded = str(info.get("uri", ""))
-        if recorded and not (_is_lite_uri(recorded) and settings.is_lite) \
+        if recorded and not (is_lite_uri(recorded) and settings.is_lite) \
                 and recorded != settings.shown_uri:
             raise VectorStoreUnavailable(
                 f"This index keeps its vectors in Milvus at {recorded}, but milvus_uri is "
@@ -659,18 +636,6 @@ def _bypass_proxies_for_loopback() -> None:
         missing = [h for h in ("127.0.0.1", "localhost") if h not in entries]
         if missing:
             os.environ[name] = ",".join(entries + missing)
-
-
-def create_vectors(kind: str, dimension: int, milvus: MilvusSettings | None = None
-                   ) -> ChunkVectors:
-    """Empty vectors of backend ``kind`` (a new Milvus collection for ``milvus``)."""
-    if kind == "faiss":
-        return FaissVectors.empty(dimension)
-    if kind == "milvus":
-        if milvus is None:
-            raise ValueError("vector_store='milvus' needs Milvus settings (milvus_uri)")
-        return MilvusVectors.create(milvus, dimension)
-    raise ValueError(f"vector_store={kind!r} is not known; use one of {VECTOR_STORES}")
 
 
 def open_vectors(folder: Path, milvus: MilvusSettings | None = None
