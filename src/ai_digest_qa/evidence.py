@@ -1065,18 +1065,7 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
             if before and missing_in(binding, sentence.text + " " + frame) and not \
                     missing_in(binding, f"{before.text} {sentence.text} {frame}"):
                 context = before
-            fit = 0.0
-            if profile.answer_type is not None:  # the date, the price
-                fit = QUANTITY_FIT if states_answer_type(profile, sentence.text) \
-                    else -QUANTITY_FIT
-            elif profile.wants_number:
-                fit = QUANTITY_FIT if states_quantity(sentence.text, profile.question) \
-                    else -QUANTITY_FIT
-            elif named_record:  # the asked field of the record named: the answer itself
-                fit = QUANTITY_FIT
-            elif profile.preferred_type is not None:  # "which lab": a sentence naming one
-                pattern = lexicon().answer_types[profile.preferred_type].pattern
-                fit = QUANTITY_FIT if pattern.search(sentence.text) else -QUANTITY_FIT
+            fit = _answer_fit(profile, sentence.text, named_record)
             candidates.append(Evidence(index, sentence, mass, coverage, 0.0, context, fit,
                                        continuation,
                                        named=len(names) - len(missing_in(
@@ -1084,6 +1073,21 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
                                        subject_fit=SUBJECT_FIT if about_record
                                        and not named_record else 0.0))
     return candidates
+
+
+def _answer_fit(profile: QuestionProfile, text: str, named_record: bool) -> float:
+    """+QUANTITY_FIT when the sentence holds the kind of answer asked for (a date, an
+    amount, the asked field of the record named, a preferred type), - when it lacks it."""
+    if profile.answer_type is not None:  # the date, the price
+        return QUANTITY_FIT if states_answer_type(profile, text) else -QUANTITY_FIT
+    if profile.wants_number:
+        return QUANTITY_FIT if states_quantity(text, profile.question) else -QUANTITY_FIT
+    if named_record:  # the asked field of the record named: the answer itself
+        return QUANTITY_FIT
+    if profile.preferred_type is not None:  # "which lab": a sentence naming one
+        pattern = lexicon().answer_types[profile.preferred_type].pattern
+        return QUANTITY_FIT if pattern.search(text) else -QUANTITY_FIT
+    return 0.0
 
 
 def names_record(profile: QuestionProfile, title: str) -> bool:
