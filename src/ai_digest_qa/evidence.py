@@ -1030,8 +1030,8 @@ def candidate_sentences(profile: QuestionProfile, passages: Sequence[PassageLike
         # "Direct Preference Optimization: ..."), it answers for the whole record and for
         # the words asking for its field ("在哪个会议发表").
         names_none = bool(names) and len(missing_in(names, record)) == len(names)
-        about_record = names_record(profile, passage.title)
-        head_tokens = set(keyword_tokens(title_head(passage.title))) if about_record else set()
+        head_tokens = _named_head(profile, passage.title)
+        about_record = bool(head_tokens)
         record_tokens = set(keyword_tokens(record)) if about_record else None
         title_line = normalise(passage.title)
         for position, sentence in enumerate(parts):
@@ -1095,9 +1095,14 @@ def names_record(profile: QuestionProfile, title: str) -> bool:
     head (see :func:`title_head`) is among the question's terms or their translations.
     "DPO" ("直接偏好优化") names "Direct Preference Optimization: ..."; "Vision
     Transformers" does not name "EfficientViT: Memory Efficient Vision Transformer ...". """
+    return bool(_named_head(profile, title))
+
+
+def _named_head(profile: QuestionProfile, title: str) -> set[str]:
+    """The tokens of the title's head when the question names the record, else none."""
     head = set(keyword_tokens(title_head(title)))
     said = profile.term_tokens | set(keyword_tokens(" ".join(c.text for c in profile.constraints)))
-    return bool(head) and head <= said
+    return head if head <= said else set()
 
 
 # Where a title without a colon turns from its name to what it does: "4D Gaussian
