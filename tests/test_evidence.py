@@ -220,6 +220,23 @@ def test_questions_asking_for_a_date_a_price_or_a_university_need_one_in_the_quo
     assert analyse("How does Mamba work?").answer_type is None
 
 
+def test_a_rate_or_share_is_answered_by_a_ratio_not_by_any_number():
+    rate = analyse("What was the acceptance rate at CVPR 2023?")
+    assert rate.answer_type == "rate"
+    assert unmet_requirement(rate, ["今年CVPR 2023共接收了2359篇论文。"], []) == "rate"
+    assert unmet_requirement(rate, ["ICML 2024的接受率为 27.03%。"], []) is None
+    share = analyse("CVPR 2023的论文录用率是多少?")
+    assert share.answer_type == "rate"
+    assert unmet_requirement(share, ["今年CVPR 2023共接收了2359篇论文。"], []) == "rate"
+    assert unmet_requirement(analyse("这些模型最多用了多少比例的算力?"),
+                             ["models trained with no more than 1/1,000th the compute"],
+                             []) is None
+    assert unmet_requirement(analyse("What percentage of the data was used?"),
+                             ["Two in five samples, or forty percent, were used."], []) is None
+    # "what * rate" alone is no ratio: a learning rate, a frame rate.
+    assert analyse("What learning rate does Adam recommend?").answer_type is None
+
+
 def test_a_rank_asked_about_must_be_the_rank_the_quote_gives():
     assert ordinals("Which model came second?") == {2}
     assert ordinals("谁排第三?") == {3} and ordinals("排名第一的模型") == frozenset()

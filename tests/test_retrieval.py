@@ -169,3 +169,23 @@ def test_a_chinese_questions_english_phrasing_keeps_its_latin_script_names():
     (english,) = expand_query("4D Gaussian Splatting里的编码算法受什么启发?")
     assert english.startswith("4D Gaussian Splatting ")
     assert expand_query("这个问题没有术语吗") == []
+
+
+def test_a_record_the_question_names_gets_a_place_among_the_passages(corpus_assistant):
+    # The Chinese article retelling ABLE-NeRF repeats its name more than the abstract
+    # does; without the reserved place all four passages were the article's.
+    question = "Which three image quality metrics does ABLE-NeRF beat Ref-NeRF on?"
+    passages = corpus_assistant.retrieve(question, top_k=4)
+    assert any(p.kind == "paper" and p.title.startswith("ABLE-NeRF") for p in passages)
+
+
+def test_named_documents_match_a_title_head_as_spelled_and_prefer_the_longer_name(
+        corpus_assistant):
+    from ai_digest_qa.retrieval import named_documents
+
+    store = corpus_assistant.store
+    titles = {doc: store.documents[doc].title for doc, _ in
+              named_documents("How fast is Vision Mamba, and what does ABLE NeRF do?", store)}
+    assert sorted(t.split(":")[0] for t in titles.values()) == ["ABLE-NeRF", "Vision Mamba"]
+    # Lower-case "position" is a word, not the head of "Position: ..." titles.
+    assert named_documents("What position does the ViT give each patch?", store) == []

@@ -67,10 +67,12 @@ NOT_COVERED = {
 # bound to another name).
 NOT_STATED = {
     "zh": {"quantity": "数量", "day": "日期", "year": "年份", "money": "金额",
-           "university": "所在大学", "rank": "这个名次", "count": "这个数量",
+           "university": "所在大学", "rate": "比率",
+           "rank": "这个名次", "count": "这个数量",
            "comparison": "两者的比较", "binding": "这几项同时对应的数值"},
     "en": {"quantity": "quantity", "day": "date", "year": "year", "money": "amount of money",
-           "university": "university", "rank": "such rank", "count": "such count",
+           "university": "university", "rate": "rate",
+           "rank": "such rank", "count": "such count",
            "comparison": "comparison of them", "binding": "figure for all of them together"},
 }
 NOT_STATED_ABOUT = {

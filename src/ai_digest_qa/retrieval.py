@@ -6,12 +6,14 @@ Each step is a small component with a validated ``__init__`` and one ``run()``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from . import backends
 from .config import Config
 from .embeddings import Embedder
+from .evidence import title_head
 from .glossary import expand_query
 from .index import IndexStore
 from .records import Passage
@@ -157,6 +159,7 @@ class HybridRetriever:
             [dense.get(same, []), other_ranked[: self.dense.top_n], keyword],
             [config.dense_weight, config.dense_weight, config.keyword_weight])
         fused = self._reserve_other_language(fused, other_ranked, other, top_k)
+        fused = self._reserve_named(fused, question, top_k)
         dense_best = _best_scores(list(dense.values()))
         keyword_best = _best_scores([keyword])
         wanted = self.config.reranker_candidates if self.reranker else top_k
@@ -199,6 +202,34 @@ class HybridRetriever:
         chosen = {item for item, _ in head}
         return head + [pair for pair in fused if pair[0] not in chosen]
 
+    def _reserve_named(self, fused: Ranked, question: str, top_k: int) -> Ranked:
+        """Make sure a record the question names by its title's head ("ABLE-NeRF",
+        "Zephyr") has a chunk in the top ``top_k``: its best-ranked one, else its first.
+        An article that retells the paper repeats the name more often than the paper's
+        own abstract, so keyword and dense scores alone can leave the record out ("Which
+        metrics does ABLE-NeRF beat Ref-NeRF on?" saw four Chinese passages)."""
+        named = named_documents(question, self.store)[: max(0, min(NAMED_SLOTS, top_k - 1))]
+        if not named:
+            return fused
+        chunks = self.store.chunks
+        doc_of = {c: chunks[c].chunk.doc_id for c, _ in fused if c in chunks}
+        head = list(fused[:top_k])
+        present = {doc_of.get(c) for c, _ in head}
+        best: dict[str, str] = {}
+        for chunk_id, _ in fused:
+            best.setdefault(doc_of.get(chunk_id, ""), chunk_id)
+        picks = [best.get(doc, first) for doc, first in named if doc not in present]
+        named_ids = {doc for doc, _ in named}
+        replaceable = [i for i in range(len(head) - 1, -1, -1)
+                       if doc_of.get(head[i][0]) not in named_ids]
+        if not picks or not head:
+            return fused
+        floor = head[-1][1]
+        for index, chunk_id in zip(replaceable, picks):
+            head[index] = (chunk_id, floor)
+        chosen = {item for item, _ in head}
+        return head + [pair for pair in fused if pair[0] not in chosen]
+
     def _passage(self, chunk_id: str, score: float, dense: float | None,
                  keyword: float | None) -> Passage:
         chunk = self.store.chunks[chunk_id].chunk
@@ -213,6 +244,53 @@ class HybridRetriever:
             page=pages[0] if pages else None, pages=pages,
             page_breaks=document.page_starts[pages[0]:pages[1]] if pages else (),
         )
+
+
+# Records named in one question that get a reserved place: a question rarely names more
+# than two ("Is Vim faster than DeiT?"); more would crowd out the passages that answer.
+NAMED_SLOTS = 2
+# A title's head longer than this is a phrase, not a name.
+_LONGEST_NAME = 40
+
+
+def _compact(text: str) -> str:
+    """``text`` without spaces and hyphens, case kept: "ABLE-NeRF" and "ABLE NeRF" match,
+    "position" does not match the head "Position" (of "Position: ...")."""
+    return re.sub(r"[\s\-‐-―_]+", "", text)
+
+
+def name_heads(store: IndexStore) -> list[tuple[str, str, str]]:
+    """(compacted title head, document id, its first chunk id) for every document whose
+    head may be a name, longest first. Computed once per set of documents: questions are
+    many, uploads few."""
+    key = (id(store.documents), len(store.documents), len(store.chunks))
+    cached = _HEADS.get(id(store))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    first: dict[str, str] = {}
+    for chunk_id, record in store.chunks.items():
+        first.setdefault(record.chunk.doc_id, chunk_id)
+    heads = [(head, doc_id, first[doc_id]) for doc_id, document in store.documents.items()
+             if doc_id in first
+             and 4 <= len(head := _compact(title_head(document.title or ""))) <= _LONGEST_NAME]
+    heads.sort(key=lambda entry: -len(entry[0]))
+    _HEADS[id(store)] = (key, heads)
+    return heads
+
+
+_HEADS: dict[int, tuple[tuple[int, int, int], list[tuple[str, str, str]]]] = {}
+
+
+def named_documents(question: str, store: IndexStore) -> list[tuple[str, str]]:
+    """(document id, first chunk id) of the documents whose title head the question spells
+    out, exactly as cased, longest head first; a head inside a longer named one is left
+    out ("Mamba" in "Vision Mamba")."""
+    said = _compact(question)
+    kept: list[tuple[str, str, str]] = []
+    for head, doc_id, first in name_heads(store):
+        if head in said and not any(head in longer for longer, _, _ in kept):
+            kept.append((head, doc_id, first))
+    return [(doc_id, first) for _, doc_id, first in kept]
 
 
 def _best_scores(ranked_lists: Sequence[Ranked]) -> dict[str, float]:
