@@ -695,3 +695,14 @@ def test_a_records_title_line_is_no_answer_however_long():
     profile = analyse("What does TimeMIL advance for multivariate time series?", Words(paper))
     assert all(e.sentence.text != title for e in candidate_sentences(profile, [paper]))
     assert candidate_sentences(profile, [paper])
+
+
+def test_words_that_point_at_the_source_are_no_terms_of_the_question():
+    # "那篇 ... 综述说 ... 能起什么作用" frames the question; as terms, words no passage
+    # holds, they made it look off-topic.
+    framed = analyse("那篇大模型综述说正则化能起什么作用?")
+    assert [g.word for g in framed.groups] == [g.word for g in analyse("大模型正则化").groups]
+    # Whole phrases only: "说明" keeps its "说".
+    assert "说明" in {g.word for g in analyse("这段代码说明了什么?").groups}
+    # A question made only of such words keeps them.
+    assert analyse("那篇?").groups

@@ -60,6 +60,7 @@ class Lexicon:
     metadata_fields: dict[str, tuple[str, ...]]
     number_cues: tuple[str, ...]
     not_number_cues: tuple[str, ...]
+    source_references: tuple[str, ...]
     author_citation: re.Pattern[str]
     number_words: frozenset[str]
     answer_types: dict[str, AnswerType]
@@ -91,6 +92,7 @@ def lexicon() -> Lexicon:
         metadata_fields={k: tuple(v) for k, v in data["metadata_fields"].items()},
         number_cues=tuple(data["number_cues"]),
         not_number_cues=tuple(data["not_number_cues"]),
+        source_references=tuple(data["source_references"]),
         result_verbs=frozenset(data["result_verbs"]),
         not_metrics=frozenset(data["not_metrics"]),
         difference_cues=tuple(data["difference_cues"]),
@@ -342,7 +344,7 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
     # jieba's Chinese names stay terms, not constraints: its tagger also marks ordinary
     # words ("论文", and "里加" cut from "优化里加正则项"), and one such word would
     # exclude every answering sentence.
-    groups = _term_groups(question, language, vocabulary)
+    groups = _term_groups(_without_source_references(question), language, vocabulary)
     total = sum(g.weight for g in groups)
     unknown = 0.0
     if vocabulary is not None and total:
@@ -373,6 +375,15 @@ def analyse(question: str, vocabulary: Vocabulary | None = None) -> QuestionProf
 
 _HOW_MANY = re.compile(r"(?<![a-z])how many\s+([^?,.;:!]*)", re.I)
 _COUNT_CJK = re.compile(r"多少|几|多[长大高快久]")  # the word after: what is counted or measured
+
+
+def _without_source_references(question: str) -> str:
+    """``question`` with the words that point at a source or frame it blanked ("那篇",
+    "综述说", "起什么作用"; data/evidence.toml); unchanged when nothing else is left."""
+    blanked = question
+    for phrase in sorted(lexicon().source_references, key=len, reverse=True):
+        blanked = blanked.replace(phrase, " " * len(phrase))
+    return blanked if blanked.strip(" ?？!！。,，") else question
 
 
 def _without_non_number_words(question: str) -> str:
