@@ -181,11 +181,12 @@ def test_a_record_the_question_names_gets_a_place_among_the_passages(corpus_assi
 
 def test_named_documents_match_a_title_head_as_spelled_and_prefer_the_longer_name(
         corpus_assistant):
-    from ai_digest_qa.retrieval import named_documents
+    from ai_digest_qa.retrieval import name_heads, named_documents
 
     store = corpus_assistant.store
+    heads = name_heads(store)
     titles = {doc: store.documents[doc].title for doc, _ in
-              named_documents("How fast is Vision Mamba, and what does ABLE NeRF do?", store)}
+              named_documents("How fast is Vision Mamba, and what does ABLE NeRF do?", heads)}
     assert sorted(t.split(":")[0] for t in titles.values()) == ["ABLE-NeRF", "Vision Mamba"]
     # Lower-case "position" is a word, not the head of "Position: ..." titles.
-    assert named_documents("What position does the ViT give each patch?", store) == []
+    assert named_documents("What position does the ViT give each patch?", heads) == []

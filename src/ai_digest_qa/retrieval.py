@@ -131,6 +131,7 @@ class HybridRetriever:
         self.keyword = KeywordRetriever(store, config.keyword_candidates, config.keyword_search)
         self.fusion = ReciprocalRankFusion(config.rrf_k)
         self.reranker = reranker
+        self._heads: tuple[tuple[int, int, int], list[tuple[str, str, str]]] | None = None
 
     def run(self, question: str, top_k: int) -> list[Passage]:
         if top_k < 1:
@@ -208,7 +209,8 @@ class HybridRetriever:
         An article that retells the paper repeats the name more often than the paper's
         own abstract, so keyword and dense scores alone can leave the record out ("Which
         metrics does ABLE-NeRF beat Ref-NeRF on?" saw four Chinese passages)."""
-        named = named_documents(question, self.store)[: max(0, min(NAMED_SLOTS, top_k - 1))]
+        named = named_documents(question, self._name_heads())[
+            : max(0, min(NAMED_SLOTS, top_k - 1))]
         if not named:
             return fused
         chunks = self.store.chunks
@@ -229,6 +231,14 @@ class HybridRetriever:
             head[index] = (chunk_id, floor)
         chosen = {item for item, _ in head}
         return head + [pair for pair in fused if pair[0] not in chosen]
+
+    def _name_heads(self) -> list[tuple[str, str, str]]:
+        """:func:`name_heads` of the store, computed again only when its documents or
+        chunks change (questions are many, uploads few)."""
+        key = (id(self.store.documents), len(self.store.documents), len(self.store.chunks))
+        if self._heads is None or self._heads[0] != key:
+            self._heads = (key, name_heads(self.store))
+        return self._heads[1]
 
     def _passage(self, chunk_id: str, score: float, dense: float | None,
                  keyword: float | None) -> Passage:
@@ -261,12 +271,7 @@ def _compact(text: str) -> str:
 
 def name_heads(store: IndexStore) -> list[tuple[str, str, str]]:
     """(compacted title head, document id, its first chunk id) for every document whose
-    head may be a name, longest first. Computed once per set of documents: questions are
-    many, uploads few."""
-    key = (id(store.documents), len(store.documents), len(store.chunks))
-    cached = _HEADS.get(id(store))
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    head may be a name, longest first."""
     first: dict[str, str] = {}
     for chunk_id, record in store.chunks.items():
         first.setdefault(record.chunk.doc_id, chunk_id)
@@ -274,20 +279,17 @@ def name_heads(store: IndexStore) -> list[tuple[str, str, str]]:
              if doc_id in first
              and 4 <= len(head := _compact(title_head(document.title or ""))) <= _LONGEST_NAME]
     heads.sort(key=lambda entry: -len(entry[0]))
-    _HEADS[id(store)] = (key, heads)
     return heads
 
 
-_HEADS: dict[int, tuple[tuple[int, int, int], list[tuple[str, str, str]]]] = {}
-
-
-def named_documents(question: str, store: IndexStore) -> list[tuple[str, str]]:
+def named_documents(question: str, heads: Sequence[tuple[str, str, str]]
+                    ) -> list[tuple[str, str]]:
     """(document id, first chunk id) of the documents whose title head the question spells
     out, exactly as cased, longest head first; a head inside a longer named one is left
     out ("Mamba" in "Vision Mamba")."""
     said = _compact(question)
     kept: list[tuple[str, str, str]] = []
-    for head, doc_id, first in name_heads(store):
+    for head, doc_id, first in heads:
         if head in said and not any(head in longer for longer, _, _ in kept):
             kept.append((head, doc_id, first))
     return [(doc_id, first) for _, doc_id, first in kept]
