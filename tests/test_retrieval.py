@@ -190,3 +190,5 @@ def test_named_documents_match_a_title_head_as_spelled_and_prefer_the_longer_nam
     assert sorted(t.split(":")[0] for t in titles.values()) == ["ABLE-NeRF", "Vision Mamba"]
     # Lower-case "position" is a word, not the head of "Position: ..." titles.
     assert named_documents("What position does the ViT give each patch?", heads) == []
+    # Not inside a longer word: "Mamba" is no name in "Mambaformer".
+    assert named_documents("What is Mambaformer?", heads) == []

@@ -131,7 +131,8 @@ class HybridRetriever:
         self.keyword = KeywordRetriever(store, config.keyword_candidates, config.keyword_search)
         self.fusion = ReciprocalRankFusion(config.rrf_k)
         self.reranker = reranker
-        self._heads: tuple[tuple[int, int, int], list[tuple[str, str, str]]] | None = None
+        self._heads: tuple[tuple[int, int, int],
+                           list[tuple[re.Pattern[str], str, str]]] | None = None
 
     def run(self, question: str, top_k: int) -> list[Passage]:
         if top_k < 1:
@@ -232,7 +233,7 @@ class HybridRetriever:
         chosen = {item for item, _ in head}
         return head + [pair for pair in fused if pair[0] not in chosen]
 
-    def _name_heads(self) -> list[tuple[str, str, str]]:
+    def _name_heads(self) -> list[tuple[re.Pattern[str], str, str]]:
         """:func:`name_heads` of the store, computed again only when its documents or
         chunks change (questions are many, uploads few)."""
         key = (id(self.store.documents), len(self.store.documents), len(self.store.chunks))
@@ -263,36 +264,49 @@ NAMED_SLOTS = 2
 _LONGEST_NAME = 40
 
 
+_SEPARATORS = r"[\s\-‐-―_]*"
+
+
 def _compact(text: str) -> str:
-    """``text`` without spaces and hyphens, case kept: "ABLE-NeRF" and "ABLE NeRF" match,
-    "position" does not match the head "Position" (of "Position: ...")."""
+    """``text`` without spaces and hyphens, case kept."""
     return re.sub(r"[\s\-‐-―_]+", "", text)
 
 
-def name_heads(store: IndexStore) -> list[tuple[str, str, str]]:
-    """(compacted title head, document id, its first chunk id) for every document whose
-    head may be a name, longest first."""
+def _spelled(head: str) -> re.Pattern[str]:
+    """``head`` as a question may spell it: case kept, spaces and hyphens optional
+    ("ABLE-NeRF", "ABLE NeRF"), and not inside a longer word ("BERT" in "RoBERTa"; and
+    "position" is not the head "Position" of "Position: ...")."""
+    body = _SEPARATORS.join(re.escape(ch) for ch in _compact(head))
+    return re.compile(rf"(?<![A-Za-z0-9]){body}(?![a-z])")
+
+
+def name_heads(store: IndexStore) -> list[tuple[re.Pattern[str], str, str]]:
+    """(how the title head is spelled, document id, its first chunk id) for every document
+    whose head may be a name, longest first."""
     first: dict[str, str] = {}
     for chunk_id, record in store.chunks.items():
         first.setdefault(record.chunk.doc_id, chunk_id)
-    heads = [(head, doc_id, first[doc_id]) for doc_id, document in store.documents.items()
-             if doc_id in first
-             and 4 <= len(head := _compact(title_head(document.title or ""))) <= _LONGEST_NAME]
-    heads.sort(key=lambda entry: -len(entry[0]))
-    return heads
+    heads = [(title_head(document.title or ""), doc_id) for doc_id, document
+             in store.documents.items() if doc_id in first]
+    heads = [(h, d) for h, d in heads if 4 <= len(_compact(h)) <= _LONGEST_NAME]
+    heads.sort(key=lambda entry: -len(_compact(entry[0])))
+    return [(_spelled(head), doc_id, first[doc_id]) for head, doc_id in heads]
 
 
-def named_documents(question: str, heads: Sequence[tuple[str, str, str]]
+def named_documents(question: str, heads: Sequence[tuple[re.Pattern[str], str, str]]
                     ) -> list[tuple[str, str]]:
     """(document id, first chunk id) of the documents whose title head the question spells
-    out, exactly as cased, longest head first; a head inside a longer named one is left
-    out ("Mamba" in "Vision Mamba")."""
-    said = _compact(question)
-    kept: list[tuple[str, str, str]] = []
-    for head, doc_id, first in heads:
-        if head in said and not any(head in longer for longer, _, _ in kept):
-            kept.append((head, doc_id, first))
-    return [(doc_id, first) for _, doc_id, first in kept]
+    out, longest head first; a head found inside a longer named one is left out ("Mamba"
+    in "Vision Mamba")."""
+    kept: list[tuple[str, str]] = []
+    spans: list[tuple[int, int]] = []
+    for spelled, doc_id, first in heads:
+        match = spelled.search(question)
+        if match is None or any(s <= match.start() and match.end() <= e for s, e in spans):
+            continue
+        spans.append(match.span())
+        kept.append((doc_id, first))
+    return kept
 
 
 def _best_scores(ranked_lists: Sequence[Ranked]) -> dict[str, float]:
