@@ -380,18 +380,21 @@ _COUNT_CJK = re.compile(r"多少|几|多[长大高快久]")  # the word after: w
 def _without_source_references(question: str) -> str:
     """``question`` with the words that point at a source or frame it blanked ("那篇",
     "综述说", "起什么作用"; data/evidence.toml); unchanged when nothing else is left."""
-    blanked = question
-    for phrase in sorted(lexicon().source_references, key=len, reverse=True):
-        blanked = blanked.replace(phrase, " " * len(phrase))
+    blanked = _blanked(question, sorted(lexicon().source_references, key=len, reverse=True))
     return blanked if blanked.strip(" ?？!！。,，") else question
 
 
 def _without_non_number_words(question: str) -> str:
     """``question`` with the words that hold a number cue but ask no quantity blanked
     ("哪几条原则", "几乎")."""
-    for word in lexicon().not_number_cues:
-        question = question.replace(word, " " * len(word))
-    return question
+    return _blanked(question, lexicon().not_number_cues)
+
+
+def _blanked(text: str, phrases: Sequence[str]) -> str:
+    """``text`` with each of ``phrases`` replaced by as many spaces (offsets are kept)."""
+    for phrase in phrases:
+        text = text.replace(phrase, " " * len(phrase))
+    return text
 
 
 def counted_words(question: str) -> list[str]:

@@ -187,22 +187,10 @@ class HybridRetriever:
         slots = min(self.config.cross_language_slots, top_k - 1, len(other_ranked))
         if slots <= 0:
             return fused
-        head = list(fused[:top_k])
-        head_ids = {item for item, _ in head}
-        wanted = [item for item, _ in other_ranked[:slots]]
-        missing = [item for item in wanted if item not in head_ids]
-        if not missing:
-            return fused
-        scores = dict(fused)
+        head_ids = {item for item, _ in fused[:top_k]}
+        missing = [item for item, _ in other_ranked[:slots] if item not in head_ids]
         languages = self.store.chunk_languages
-        # Replace the lowest-ranked same-language entries of the head.
-        replaceable = [i for i in range(len(head) - 1, -1, -1)
-                       if languages.get(head[i][0]) != other]
-        for index, item in zip(replaceable, missing):
-            head[index] = (item, scores.get(item, 0.0))
-        head.sort(key=lambda pair: -pair[1])
-        chosen = {item for item, _ in head}
-        return head + [pair for pair in fused if pair[0] not in chosen]
+        return _place(fused, top_k, missing, lambda item: languages.get(item) == other)
 
     def _reserve_named(self, fused: Ranked, question: str, top_k: int) -> Ranked:
         """Make sure a record the question names by its title's head ("ABLE-NeRF",
@@ -216,22 +204,13 @@ class HybridRetriever:
             return fused
         chunks = self.store.chunks
         doc_of = {c: chunks[c].chunk.doc_id for c, _ in fused if c in chunks}
-        head = list(fused[:top_k])
-        present = {doc_of.get(c) for c, _ in head}
+        present = {doc_of.get(c) for c, _ in fused[:top_k]}
         best: dict[str, str] = {}
-        for chunk_id, _ in fused:
+        for chunk_id, _ in fused:  # each record's best-ranked chunk
             best.setdefault(doc_of.get(chunk_id, ""), chunk_id)
         picks = [best.get(doc, first) for doc, first in named if doc not in present]
         named_ids = {doc for doc, _ in named}
-        replaceable = [i for i in range(len(head) - 1, -1, -1)
-                       if doc_of.get(head[i][0]) not in named_ids]
-        if not picks or not head:
-            return fused
-        floor = head[-1][1]
-        for index, chunk_id in zip(replaceable, picks):
-            head[index] = (chunk_id, floor)
-        chosen = {item for item, _ in head}
-        return head + [pair for pair in fused if pair[0] not in chosen]
+        return _place(fused, top_k, picks, lambda item: doc_of.get(item) in named_ids)
 
     def _name_heads(self) -> list[tuple[re.Pattern[str], str, str]]:
         """:func:`name_heads` of the store, computed again only when its documents or
@@ -264,19 +243,19 @@ NAMED_SLOTS = 2
 _LONGEST_NAME = 40
 
 
-_SEPARATORS = r"[\s\-‐-―_]*"
+_SEPARATOR = r"[\s\-‐-―_]"  # spaces, hyphens and dashes, underscores
 
 
 def _compact(text: str) -> str:
     """``text`` without spaces and hyphens, case kept."""
-    return re.sub(r"[\s\-‐-―_]+", "", text)
+    return re.sub(_SEPARATOR + "+", "", text)
 
 
 def _spelled(head: str) -> re.Pattern[str]:
     """``head`` as a question may spell it: case kept, spaces and hyphens optional
     ("ABLE-NeRF", "ABLE NeRF"), and not inside a longer word ("BERT" in "RoBERTa"; and
     "position" is not the head "Position" of "Position: ...")."""
-    body = _SEPARATORS.join(re.escape(ch) for ch in _compact(head))
+    body = (_SEPARATOR + "*").join(re.escape(ch) for ch in _compact(head))
     return re.compile(rf"(?<![A-Za-z0-9]){body}(?![a-z])")
 
 
@@ -307,6 +286,23 @@ def named_documents(question: str, heads: Sequence[tuple[re.Pattern[str], str, s
         spans.append(match.span())
         kept.append((doc_id, first))
     return kept
+
+
+def _place(fused: Ranked, top_k: int, picks: Sequence[str],
+           keep: Callable[[str], bool]) -> Ranked:
+    """``fused`` with ``picks`` in its top ``top_k``, each replacing the lowest-ranked
+    entry there that ``keep`` does not protect; a pick keeps its fused score (0.0 if it
+    had none) and the head is ranked again."""
+    if not picks:
+        return fused
+    head = list(fused[:top_k])
+    scores = dict(fused)
+    replaceable = [i for i in range(len(head) - 1, -1, -1) if not keep(head[i][0])]
+    for index, item in zip(replaceable, picks):
+        head[index] = (item, scores.get(item, 0.0))
+    head.sort(key=lambda pair: -pair[1])
+    chosen = {item for item, _ in head}
+    return head + [pair for pair in fused if pair[0] not in chosen]
 
 
 def _best_scores(ranked_lists: Sequence[Ranked]) -> dict[str, float]:
